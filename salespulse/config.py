@@ -1,0 +1,84 @@
+"""Runtime settings, read from the environment (prefix ``SALESPULSE_``).
+
+Secrets (webhook secrets, bearer tokens) are only ever read from the environment and are
+typed as :class:`pydantic.SecretStr`, so they never appear in logs or reprs.
+
+>>> s = Settings(kafka_port=19092)
+>>> s.kafka_bootstrap
+'127.0.0.1:19092'
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of SalesPulse; each field maps to ``SALESPULSE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="SALESPULSE_", extra="ignore")
+
+    # Where the local stack keeps jars, data, logs and pid files.
+    home: Path = Path(".salespulse")
+    host: str = "127.0.0.1"
+
+    # Ports of the local stack (all on loopback).
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9094
+    redis_port: int = 6379
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9095
+    collector_port: int = 8000
+    gateway_port: int = 8080
+    worker_web_port: int = 6066
+
+    # Kafka topology.
+    kafka_version: str = "3.9.1"
+    kafka_brokers: str = ""  # overrides the local bootstrap when set (comma-separated)
+    topic_events: str = "salespulse-events"
+    topic_dead_letters: str = "salespulse-dead-letters"
+    partitions: int = 4
+    replication_factor: int = 1
+    app_id: str = "salespulse"
+
+    # Business calendar.
+    business_timezone: str = "UTC"
+    fiscal_year_start_month: int = 1
+    reporting_currency: str = "USD"
+
+    # Publishing of partition aggregates.
+    publish_interval_s: float = 0.5
+    redis_key_prefix: str = "salespulse"
+
+    # Secrets (never logged).
+    collector_token: SecretStr | None = None
+    hubspot_app_secret: SecretStr | None = None
+    pipedrive_basic_user: str | None = None
+    pipedrive_basic_password: SecretStr | None = None
+    generic_webhook_secret: SecretStr | None = None
+    salesforce_org_id: str | None = None
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Bootstrap servers: explicit ``kafka_brokers`` or the local broker."""
+        return self.kafka_brokers or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        """URL of the Redis server beside the workers."""
+        return f"redis://{self.host}:{self.redis_port}/0"
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        """The business timezone as a :class:`ZoneInfo`."""
+        return ZoneInfo(self.business_timezone)
+
+
+def get_settings() -> Settings:
+    """Settings from the current environment."""
+    return Settings()

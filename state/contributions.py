@@ -1,0 +1,204 @@
+"""What one entity snapshot contributes to the additive KPI components.
+
+Every KPI is a ratio or sum of additive *components* (counts, integer cents, seconds).
+An entity's contribution is a pure function of its snapshot: a mapping from
+:data:`AggKey` ``(component, local day, rep, team, office, product, source, kind)`` to
+an integer. Partition aggregates are the sum of contributions of the partition's
+entities, maintained by adding ``new - old`` on every snapshot change and rebuilt from
+the snapshot table on recovery. ``day`` is ``""`` for timeless components (open deals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from state.links import deal_status
+from state.rules import Rules
+from state.snapshot import FIRST_SEEN, Snapshot, field_values, is_alive
+
+AggKey = tuple[str, str, str, str, str, str, str, str]
+Contributions = dict[AggKey, int]
+
+ACTIVITY_TYPES = frozenset({"call", "email", "meeting", "demo", "task"})
+
+
+def _s(value: Any) -> str:
+    return "" if value is None else str(value).replace("|", "/")
+
+
+def _dims(f: dict[str, Any], kind: str = "") -> tuple[str, str, str, str, str, str]:
+    return (_s(f.get("owner")), _s(f.get("team")), _s(f.get("office")),
+            _s(f.get("product")), _s(f.get("source")), kind)
+
+
+def _add(out: Contributions, component: str, day: str | None, dims: tuple[str, ...], n: int) -> None:
+    key = (component, day or "", *dims)
+    out[key] = out.get(key, 0) + n  # type: ignore[index]
+
+
+def _day(rules: Rules, value: Any, snapshot: Snapshot, milestone: str = FIRST_SEEN) -> str:
+    day = rules.calendar.day_of_value(value)
+    if day is None and milestone in snapshot["m"]:
+        day = rules.calendar.day_of_ms(snapshot["m"][milestone])
+    return day or ""
+
+
+def elapsed_seconds(rules: Rules, start: Any, end: Any) -> int | None:
+    """Seconds from ``start`` to ``end``; two plain dates count whole local days."""
+    if start in (None, "") or end in (None, ""):
+        return None
+    if isinstance(start, str) and isinstance(end, str) and len(start) == len(end) == 10:
+        return (date.fromisoformat(end) - date.fromisoformat(start)).days * 86400
+    a, b = rules.calendar.instant_ms(start), rules.calendar.instant_ms(end)
+    return None if a is None or b is None else (b - a) // 1000
+
+
+def deal_contributions(snapshot: Snapshot, rules: Rules) -> Contributions:
+    """Won/lost counts, amounts and cycle at the close day; open pipeline otherwise."""
+    out: Contributions = {}
+    if not is_alive(snapshot):
+        return out
+    f = field_values(snapshot)
+    dims = _dims(f)
+    status = deal_status(f)
+    _add(out, "deals_created", _day(rules, f.get("created_at"), snapshot), dims, 1)
+    if status in ("won", "lost"):
+        day = _day(rules, f.get("closed_at"), snapshot, milestone="-")
+        amount = rules.fx.to_cents(f.get("amount"), f.get("currency"), day or None)
+        _add(out, f"{status}_count", day, dims, 1)
+        _add(out, f"{status}_amount", day, dims, amount)
+        cycle = elapsed_seconds(rules, f.get("created_at"), f.get("closed_at"))
+        if cycle is not None:
+            _add(out, f"{status}_cycle_seconds", day, dims, cycle)
+            _add(out, f"{status}_cycle_count", day, dims, 1)
+        return out
+    expected = _day(rules, f.get("expected_close"), snapshot, milestone="-")
+    amount = rules.fx.to_cents(f.get("amount"), f.get("currency"), expected or None)
+    stage = str(f.get("stage") or "").lower()
+    probability = f.get("probability")
+    if probability in (None, ""):
+        probability = rules.stage_probability.get(stage, 0)
+    weighted = (Decimal(amount) * Decimal(str(probability))).quantize(
+        Decimal(1), rounding=ROUND_HALF_EVEN
+    )
+    _add(out, "open_count", "", dims, 1)
+    _add(out, "open_amount", "", dims, amount)
+    _add(out, "pipeline_amount", expected, dims, amount)
+    _add(out, "pipeline_weighted_amount", expected, dims, int(weighted))
+    return out
+
+
+def _won_times(snapshot: Snapshot) -> list[int]:
+    return [v for _, v in snapshot["l"].values() if v is not None]
+
+
+def lead_contributions(snapshot: Snapshot, rules: Rules) -> Contributions:
+    """Created, qualified, converted-to-won (period view) and cohort conversion."""
+    out: Contributions = {}
+    if not is_alive(snapshot) or FIRST_SEEN not in snapshot["m"]:
+        return out
+    f = field_values(snapshot)
+    dims = _dims(f)
+    _add(out, "leads_created", _day(rules, f.get("created_at"), snapshot), dims, 1)
+    qualified = _day(rules, f.get("qualified_at"), snapshot, milestone="qualified")
+    if qualified:
+        _add(out, "leads_qualified", qualified, dims, 1)
+    won = _won_times(snapshot)
+    if won:
+        _add(out, "leads_converted", rules.calendar.day_of_ms(min(won)), dims, 1)
+        if qualified:
+            _add(out, "cohort_converted", qualified, dims, 1)
+    return out
+
+
+def activity_contributions(snapshot: Snapshot, rules: Rules) -> Contributions:
+    """One activity of its type on its local day."""
+    out: Contributions = {}
+    if not is_alive(snapshot):
+        return out
+    f = field_values(snapshot)
+    kind = str(f.get("type") or "other").lower()
+    kind = kind if kind in ACTIVITY_TYPES else "other"
+    _add(out, "activities", _day(rules, f.get("done_at"), snapshot), _dims(f, kind), 1)
+    return out
+
+
+def account_contributions(snapshot: Snapshot, rules: Rules) -> Contributions:
+    """New customer at its first won deal; churned customer at ``churned_at``."""
+    out: Contributions = {}
+    if not is_alive(snapshot):
+        return out
+    won = _won_times(snapshot)
+    if not won:
+        return out
+    f = field_values(snapshot)
+    dims = _dims(f)
+    first = rules.calendar.day_of_ms(min(won))
+    _add(out, "customers_new", first, dims, 1)
+    churned = rules.calendar.day_of_value(f.get("churned_at"))
+    if churned and churned >= first:
+        _add(out, "customers_churned", churned, dims, 1)
+    return out
+
+
+def subscription_contributions(snapshot: Snapshot, rules: Rules) -> Contributions:
+    """Recurring revenue (MRR) started, expanded and ended, on local days."""
+    out: Contributions = {}
+    if not is_alive(snapshot):
+        return out
+    f = field_values(snapshot)
+    started = _day(rules, f.get("started_at"), snapshot)
+    mrr = rules.fx.to_cents(f.get("mrr"), f.get("currency"), started or None)
+    dims = _dims(f)
+    _add(out, "mrr_started", started, dims, mrr)
+    if str(f.get("kind") or "new").lower() == "expansion":
+        _add(out, "mrr_expansion", started, dims, mrr)
+    ended = rules.calendar.day_of_value(f.get("ended_at"))
+    if ended:
+        _add(out, "mrr_ended", ended, dims, mrr)
+    return out
+
+
+def spend_contributions(snapshot: Snapshot, rules: Rules) -> Contributions:
+    """Sales and marketing spend on its local day, by category."""
+    out: Contributions = {}
+    if not is_alive(snapshot):
+        return out
+    f = field_values(snapshot)
+    day = _day(rules, f.get("spent_at"), snapshot)
+    amount = rules.fx.to_cents(f.get("amount"), f.get("currency"), day or None)
+    _add(out, "spend_amount", day, _dims(f, str(f.get("category") or "")), amount)
+    return out
+
+
+def quota_contributions(snapshot: Snapshot, rules: Rules) -> Contributions:
+    """A quota amount at its period's first day, with the period kind as ``kind``."""
+    out: Contributions = {}
+    if not is_alive(snapshot):
+        return out
+    f = field_values(snapshot)
+    day = _day(rules, f.get("period_start"), snapshot, milestone="-")
+    amount = rules.fx.to_cents(f.get("amount"), f.get("currency"), day or None)
+    _add(out, "quota_amount", day, _dims(f, str(f.get("period") or "month")), amount)
+    return out
+
+
+CONTRIBUTORS: dict[str, Callable[[Snapshot, Rules], Contributions]] = {
+    "deal": deal_contributions,
+    "lead": lead_contributions,
+    "activity": activity_contributions,
+    "account": account_contributions,
+    "subscription": subscription_contributions,
+    "spend": spend_contributions,
+    "quota": quota_contributions,
+}
+
+
+def contributions(entity: str, snapshot: Snapshot | None, rules: Rules) -> Contributions:
+    """The contribution of an entity's snapshot (empty for no snapshot)."""
+    if snapshot is None:
+        return {}
+    return CONTRIBUTORS[entity](snapshot, rules)

@@ -1,0 +1,66 @@
+"""Business rules the KPI engine needs: calendar, money, stages.
+
+Loaded from a YAML file (``SALESPULSE_RULES``) or defaults; the same object is used by the
+worker, the dry-run backfill and the collector, so all three agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from state.calendar import BusinessCalendar
+from state.money import FxTable
+
+DEFAULT_STAGE_PROBABILITY = {
+    "prospecting": 0.1,
+    "qualification": 0.2,
+    "engaging": 0.3,
+    "demo": 0.4,
+    "proposal": 0.6,
+    "negotiation": 0.8,
+}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Calendar, currency and pipeline rules shared by every KPI computation."""
+
+    timezone: str = "UTC"
+    fiscal_year_start_month: int = 1
+    reporting_currency: str = "USD"
+    fx_rates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stage_probability: dict[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_STAGE_PROBABILITY)
+    )
+    qualified_lead_stages: frozenset[str] = frozenset({"mql", "sql", "qualified"})
+    gross_margin: float = 0.7
+    churn_rate_floor: float = 0.01
+
+    @cached_property
+    def calendar(self) -> BusinessCalendar:
+        return BusinessCalendar(self.timezone, self.fiscal_year_start_month)
+
+    @cached_property
+    def fx(self) -> FxTable:
+        return FxTable(self.reporting_currency, self.fx_rates)
+
+    def milestones(self, entity: str) -> dict[str, tuple[str, frozenset[Any]]]:
+        """Milestone rules for the snapshot of ``entity`` (see :mod:`state.snapshot`)."""
+        if entity == "lead":
+            return {"qualified": ("stage", self.qualified_lead_stages)}
+        return {}
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> Rules:
+        """Rules from a YAML file, or the defaults when ``path`` is empty."""
+        if not path:
+            return cls()
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if "qualified_lead_stages" in data:
+            data["qualified_lead_stages"] = frozenset(data["qualified_lead_stages"])
+        return cls(**data)

@@ -1,0 +1,111 @@
+"""Per-entity snapshots: a last-writer-wins map that makes redelivery and reordering harmless.
+
+A snapshot holds, for every field ever set, the value and the ordering token
+``[version, event_id]`` of the change that set it; an ``alive`` register (set by create,
+delete, merge and restore); and *milestones*, the earliest event time at which the entity
+was seen in a given state (e.g. a lead first seen in a qualified stage).
+
+Applying an event keeps, per field, the value with the greatest token; so applying any
+permutation of any multiset of events gives the same snapshot (the state is a CRDT). An
+event that changes nothing is reported as a no-op and costs no state write.
+
+>>> s, changed = apply_event(None, {"event_id": "a", "change": "create", "version": 1,
+...     "occurred_at_ms": 10, "fields": {"stage": "won"}}, {})
+>>> changed, s["f"]["stage"][0]
+(True, 'won')
+>>> apply_event(s, {"event_id": "a", "change": "create", "version": 1,
+...     "occurred_at_ms": 10, "fields": {"stage": "won"}}, {})[1]
+False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+Snapshot = dict[str, Any]
+Token = tuple[int, str]
+
+# Milestone rules: name -> (field, values that reach the milestone).
+MilestoneRules = Mapping[str, tuple[str, frozenset[Any]]]
+
+FIRST_SEEN = "first_seen"
+
+_ALIVE_BY_CHANGE = {"create": True, "restore": True, "delete": False, "merge": False}
+
+
+def _newer(token: Token, stored: list[Any] | None) -> bool:
+    return stored is None or token > (stored[-2], stored[-1])
+
+
+def empty_snapshot() -> Snapshot:
+    """A snapshot of an entity nothing is known about yet."""
+    return {"f": {}, "a": None, "m": {}, "l": {}, "v": 0}
+
+
+def apply_event(
+    snapshot: Snapshot | None, event: Mapping[str, Any], milestones: MilestoneRules
+) -> tuple[Snapshot, bool]:
+    """Apply one event (wire dict with ``occurred_at_ms``); return (snapshot, changed).
+
+    The input snapshot is not modified; a changed snapshot is a new dict.
+    """
+    old = snapshot if snapshot is not None else empty_snapshot()
+    token: Token = (int(event["version"]), str(event["event_id"]))
+    fields = dict(old["f"])
+    changed = snapshot is None
+    for name, value in event.get("fields", {}).items():
+        stored = fields.get(name)
+        if _newer(token, stored):
+            fields[name] = [value, token[0], token[1]]
+            changed = True
+    alive = old["a"]
+    change = event["change"]
+    if change in _ALIVE_BY_CHANGE and _newer(token, alive):
+        alive = [_ALIVE_BY_CHANGE[change], token[0], token[1]]
+        changed = True
+    if change == "merge" and event.get("merged_into") and _newer(token, fields.get("merged_into")):
+        fields["merged_into"] = [event["merged_into"], token[0], token[1]]
+        changed = True
+    marks = dict(old["m"])
+    at = int(event["occurred_at_ms"])
+    reached = [FIRST_SEEN]
+    for name, (field, values) in milestones.items():
+        if event.get("fields", {}).get(field) in values:
+            reached.append(name)
+    for name in reached:
+        if name not in marks or at < marks[name]:
+            marks[name] = at
+            changed = True
+    if not changed:
+        return old, False
+    new = {"f": fields, "a": alive, "m": marks, "l": old.get("l", {}), "v": max(old["v"], token[0])}
+    return new, True
+
+
+def apply_link(
+    snapshot: Snapshot | None, source: str, token: list[Any], value: Any
+) -> tuple[Snapshot, bool]:
+    """Record a derived fact from another entity (e.g. a linked deal's won time).
+
+    ``token`` is the source's vector of register tokens; it grows monotonically as the
+    source's snapshot grows, so the newest fact wins whatever the delivery order.
+    """
+    old = snapshot if snapshot is not None else empty_snapshot()
+    stored = old["l"].get(source)
+    if stored is not None and token <= stored[0]:
+        return old, snapshot is None
+    links = dict(old["l"])
+    links[source] = [token, value]
+    return {**old, "l": links}, True
+
+
+def is_alive(snapshot: Snapshot) -> bool:
+    """Whether the entity exists (not deleted or merged away)."""
+    alive = snapshot["a"]
+    return True if alive is None else bool(alive[0])
+
+
+def field_values(snapshot: Snapshot) -> dict[str, Any]:
+    """The current value of every field."""
+    return {name: entry[0] for name, entry in snapshot["f"].items()}
