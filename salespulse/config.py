@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     business_timezone: str = "UTC"
     fiscal_year_start_month: int = 1
     reporting_currency: str = "USD"
+    rules: str | None = None  # YAML file with FX rates, stage probabilities, ...
 
     # Publishing of partition aggregates.
     publish_interval_s: float = 0.5

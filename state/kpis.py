@@ -43,9 +43,15 @@ class Kpi:
 
     @property
     def metric(self) -> str:
-        """Prometheus gauge name (base units: ratios 0..1, money in the reporting currency)."""
-        suffix = {"ratio": "_ratio", "days": "_days", "currency_per_day": "_per_day"}
+        """Prometheus gauge name (base units: ratios 0..1, durations in seconds, money in
+        the reporting currency)."""
+        suffix = {"ratio": "_ratio", "days": "_seconds", "currency_per_day": "_per_day"}
         return f"salespulse_{self.name}{suffix.get(self.unit, '')}"
+
+    @property
+    def metric_scale(self) -> float:
+        """Factor from the KPI's unit to the metric's base unit (days -> seconds)."""
+        return 86400.0 if self.unit == "days" else 1.0
 
 
 def _customers_at_start(c: Components) -> int:

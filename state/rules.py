@@ -56,11 +56,24 @@ class Rules:
         return {}
 
     @classmethod
-    def load(cls, path: str | Path | None) -> Rules:
-        """Rules from a YAML file, or the defaults when ``path`` is empty."""
-        if not path:
-            return cls()
-        data = yaml.safe_load(Path(path).read_text()) or {}
+    def load(cls, path: str | Path | None = None) -> Rules:
+        """Rules from a YAML file; unset keys default to the environment's settings.
+
+        Timezone, fiscal-year start and reporting currency default to
+        ``SALESPULSE_BUSINESS_TIMEZONE``, ``SALESPULSE_FISCAL_YEAR_START_MONTH`` and
+        ``SALESPULSE_REPORTING_CURRENCY``; ``path`` defaults to ``SALESPULSE_RULES``.
+        """
+        from salespulse.config import get_settings
+
+        settings = get_settings()
+        data: dict[str, Any] = {
+            "timezone": settings.business_timezone,
+            "fiscal_year_start_month": settings.fiscal_year_start_month,
+            "reporting_currency": settings.reporting_currency,
+        }
+        path = path or settings.rules
+        if path:
+            data.update(yaml.safe_load(Path(path).read_text()) or {})
         if "qualified_lead_stages" in data:
             data["qualified_lead_stages"] = frozenset(data["qualified_lead_stages"])
         return cls(**data)

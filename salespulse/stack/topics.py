@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from salespulse.config import Settings
 from salespulse.stack.process import StackError, log
@@ -77,3 +77,25 @@ def _has_leaders(topic: dict[str, Any]) -> bool:
     """True if a described topic exists and each of its partitions has a leader."""
     parts = topic["partitions"]
     return topic["error_code"] == 0 and bool(parts) and all(p["leader"] >= 0 for p in parts)
+
+
+async def warm_group_coordinator(settings: Settings, timeout: float = 30.0) -> None:
+    """Wait until a group coordinator answers (creates ``__consumer_offsets`` up front).
+
+    Without this the first consumer group (e.g. Faust's) races the creation of the
+    offsets topic and logs ``GroupCoordinatorNotAvailableError`` while it retries.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await admin.find_coordinator(f"{settings.app_id}-stack-warmup")
+                return
+            except KafkaError as exc:
+                if time.monotonic() >= deadline:
+                    raise StackError(f"kafka: no group coordinator after {timeout:.0f}s") from exc
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()

@@ -75,17 +75,19 @@ def up(
         for name in names:
             SERVICES[name].wait(settings, timeout)
         if "kafka" in names:
-            created = process.run_coro(
-                topics.ensure_topics(
-                    settings, topics.default_topics(settings), settings.replication_factor
-                )
-            )
-            log.debug("kafka: topics created: %s", created)
+            process.run_coro(_prepare_kafka(settings))
     except BaseException:
         for name in reversed(started):
             process.stop(settings, name)
         raise
     log.info("stack up in %.1fs: %s", time.monotonic() - t0, ", ".join(names))
+
+
+async def _prepare_kafka(settings: Settings) -> None:
+    """Create the default topics and the consumer-offsets topic."""
+    names = topics.default_topics(settings)
+    await topics.ensure_topics(settings, names, settings.replication_factor)
+    await topics.warm_group_coordinator(settings)
 
 
 def down(settings: Settings, timeout: float = 30.0) -> None:

@@ -1,0 +1,56 @@
+"""The Faust app singleton, its topics and its snapshot table (declarations only).
+
+Workers run :mod:`agents.events`; this module has no side effects beyond declaring.
+Record values are raw bytes (see :mod:`streams.records`); snapshot values are orjson
+bytes, encoded by :class:`agents.store.SnapshotStore`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import faust
+
+from salespulse.config import get_settings
+
+settings = get_settings()
+worker_id = os.environ.get("SALESPULSE_WORKER_ID", "1")
+
+app = faust.App(
+    settings.app_id,
+    broker=[f"kafka://{b}" for b in settings.kafka_bootstrap.split(",")],
+    store="rocksdb://",
+    datadir=str(settings.home / "workers" / worker_id),
+    topic_partitions=settings.partitions,
+    topic_replication_factor=settings.replication_factor,
+    value_serializer="raw",
+    key_serializer="raw",
+    consumer_auto_offset_reset="earliest",
+    web_enabled=False,
+    broker_commit_every=1000,
+    broker_commit_interval=1.0,
+    producer_acks=-1,
+    stream_buffer_maxsize=4096,
+    table_standby_replicas=0,
+    autodiscover=False,
+)
+
+events_topic = app.topic(
+    settings.topic_events,
+    key_type=bytes,
+    value_type=bytes,
+    partitions=settings.partitions,
+    internal=False,
+)
+
+dead_letter_topic = app.topic(
+    settings.topic_dead_letters, key_type=bytes, value_type=bytes, internal=False
+)
+
+snapshots = app.Table(
+    "snapshots",
+    partitions=settings.partitions,
+    key_type=bytes,
+    value_type=bytes,
+    help="Per-entity snapshots (last-writer-wins per field), keyed by entity key.",
+)

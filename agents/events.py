@@ -1,0 +1,128 @@
+"""The events agent: applies CRM events to snapshots and keeps partition aggregates.
+
+One :class:`state.processor.PartitionState` per assigned partition. Aggregates are
+rebuilt from the snapshot table whenever recovery completes (start, rebalance), and
+published to Redis by a timer: dirty partitions every ``publish_interval_s``, all of them
+every few seconds so a flushed Redis heals by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from agents.app import app, dead_letter_topic, events_topic, settings, snapshots, worker_id
+from agents.store import SnapshotStore
+from state.contributions import contributions
+from state.partition_stats import PartitionStats
+from state.processor import PartitionState
+from state.publisher import publish_partitions
+from state.rules import Rules
+from streams.records import Undecodable, decode_record, encode_batch, partition_for
+
+log = logging.getLogger(__name__)
+
+rules = Rules.load()
+store = SnapshotStore(snapshots)
+states: dict[int, PartitionState] = {}
+stats: dict[int, PartitionStats] = defaultdict(PartitionStats)
+dirty: set[int] = set()
+FULL_PUBLISH_EVERY_S = 5.0
+_last_full_publish = 0.0
+_redis: aioredis.Redis | None = None
+
+
+def assigned_partitions() -> set[int]:
+    """Partitions of the events topic this worker owns now."""
+    return {tp.partition for tp in app.consumer.assignment() if tp.topic == events_topic.topics[0]}
+
+
+async def rebuild_assigned() -> None:
+    """Recompute every owned partition's aggregates from the snapshot table."""
+    started = time.monotonic()
+    owned = assigned_partitions()
+    fresh = {p: PartitionState(rules, store) for p in owned}
+    for key, snapshot in store.items_raw():
+        partition = partition_for(key, settings.partitions)
+        if partition in fresh:
+            fresh[partition].aggregates.replace(
+                {}, contributions(key.partition(":")[0], snapshot, rules)
+            )
+    states.clear()
+    states.update(fresh)
+    elapsed = time.monotonic() - started
+    for partition in owned:
+        stats[partition].rebuilds += 1
+        stats[partition].rebuild_seconds = elapsed
+    dirty.update(owned)
+    log.info("rebuilt aggregates of partitions %s in %.3fs", sorted(owned), elapsed)
+
+
+snapshots.on_recover(rebuild_assigned)
+
+
+async def _dead_letter(raw: Any, reason: str, partition: int, offset: int) -> None:
+    stats[partition].dead_letters += 1
+    payload = {"reason": reason, "record": raw, "partition": partition, "offset": offset}
+    await dead_letter_topic.send(value=orjson.dumps(payload, default=str))
+
+
+@app.agent(events_topic)
+async def process_events(stream: Any) -> None:
+    """Apply every event of every record; route link facts to their owners' partitions."""
+    async for event in stream.events():
+        partition, offset = event.message.partition, event.message.offset
+        state = states.get(partition)
+        if state is None:
+            await rebuild_assigned()
+            state = states.setdefault(partition, PartitionState(rules, store))
+        part_stats = stats[partition]
+        links: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for raw in decode_record(event.value):
+            if isinstance(raw, Undecodable):
+                await _dead_letter(raw.raw, raw.reason, partition, offset)
+                continue
+            outcome = state.apply(raw)
+            if outcome.status == "invalid":
+                await _dead_letter(raw, outcome.reason, partition, offset)
+                continue
+            if outcome.status == "applied":
+                part_stats.applied += 1
+                if outcome.source and outcome.source != "link":
+                    part_stats.saw_event(outcome.source, outcome.event_time_ms)
+            else:
+                part_stats.duplicates += 1
+            for link in outcome.links:
+                target = f"{link['entity']}:{link['entity_id']}"
+                links[partition_for(target, settings.partitions)].append(link)
+        for target_partition, records in links.items():
+            events_topic.send_soon(value=encode_batch(records), partition=target_partition)
+        part_stats.last_offset = offset
+        dirty.add(partition)
+
+
+@app.timer(settings.publish_interval_s)
+async def publish_aggregates() -> None:
+    """Publish absolute aggregates of dirty (or, periodically, all) owned partitions."""
+    global _redis, _last_full_publish
+    now = time.monotonic()
+    full = now - _last_full_publish >= FULL_PUBLISH_EVERY_S
+    chosen = set(states) if full else dirty & set(states)
+    if not chosen:
+        return
+    if _redis is None:
+        _redis = aioredis.from_url(settings.redis_url, socket_timeout=2)
+    batch = {p: (states[p].aggregates, stats[p]) for p in chosen}
+    try:
+        await publish_partitions(_redis, settings.redis_key_prefix, f"worker-{worker_id}", batch)
+    except (aioredis.RedisError, OSError) as exc:
+        log.warning("redis publish failed (will retry): %s", exc)
+        return
+    dirty.difference_update(chosen)
+    if full:
+        _last_full_publish = now

@@ -1,0 +1,22 @@
+"""``salespulse worker``: run one Faust worker process."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.command("worker")
+@click.option("--worker-id", default="1", show_default=True, help="Names the local state dir.")
+@click.option("--loglevel", default="info", show_default=True)
+def worker_command(worker_id: str, loglevel: str) -> None:
+    """Run a worker: consume CRM events, maintain KPI state, publish aggregates."""
+    os.environ["SALESPULSE_WORKER_ID"] = worker_id
+    from faust import Worker
+
+    from agents.events import app  # registers the agent and the timer
+
+    app.conf.datadir.mkdir(parents=True, exist_ok=True)
+
+    Worker(app, loglevel=loglevel).execute_from_commandline()

@@ -1,0 +1,1 @@
+"""Vendor payload -> canonical events, one module per source; pure functions, no I/O."""
