@@ -34,6 +34,10 @@ from state.rules import Rules
 CACHE_SECONDS = 0.5
 
 
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 @dataclass
 class View:
     """Everything read from Redis at one moment."""
@@ -180,13 +184,13 @@ class Collector:
                                    for g, v in values.items()]})
         body = {"period": {"kind": period.kind, "start": period.start, "end": period.end},
                 "filters": filters, "kpis": out}
-        return web.json_response(body, dumps=lambda o: orjson.dumps(o).decode())
+        return web.json_response(body, dumps=_dumps)
 
     async def aggregates(self, request: web.Request) -> web.Response:
         view = await self.view()
         body = {"partitions": view.partitions,
                 "aggregates": {"|".join(k): v for k, v in view.aggregates.items()}}
-        return web.json_response(body, dumps=lambda o: orjson.dumps(o).decode())
+        return web.json_response(body, dumps=_dumps)
 
     async def healthz(self, request: web.Request) -> web.Response:
         try:

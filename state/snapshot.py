@@ -77,6 +77,8 @@ def apply_event(
         if name not in marks or at < marks[name]:
             marks[name] = at
             changed = True
+    if token[0] > old["v"]:  # "v" is the greatest version seen, whatever the order
+        changed = True
     if not changed:
         return old, False
     new = {"f": fields, "a": alive, "m": marks, "l": old.get("l", {}), "v": max(old["v"], token[0])}

@@ -163,7 +163,7 @@ class Export:
                 first = seen.get(key)
                 if first is None:
                     seen[key] = _Seen(row.line, event["version"], event["event_id"])
-                elif first.event_id == event["event_id"]:
+                elif _digest(first.event_id) == _digest(event["event_id"]):
                     issues.append(Issue(row.file, row.line, "warning",
                                         f"id: duplicate of line {first.line} (ignored)", "id"))
                     event, duplicate = None, True
@@ -183,6 +183,11 @@ class Export:
         for item in self.items():
             if item.event is not None:
                 yield item.event
+
+
+def _digest(event_id: str) -> str:
+    """The content part of a backfill event id (equal for identical rows of any file)."""
+    return event_id.rsplit(":", 1)[-1]
 
 
 def _skip(spec: EntityMapping, values: dict[str, Any]) -> bool:

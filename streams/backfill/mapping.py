@@ -15,7 +15,7 @@ several), a constant, or a lookup, then a list of transforms. A blank result (``
 ...                              "amount": {"column": "Amount", "transforms": ["number"]}}}]})
 >>> spec = m.entities[0]
 >>> ctx = RowContext(spec, m, {}, {"Id": "7", "Stage": " Won ", "Amount": "1,054"}, "deals.csv", 2)
->>> ctx.value(spec.fields["stage"]), ctx.value(spec.fields["amount"]), ctx.issues[0].message
+>>> ctx.value(spec.fields["stage"]), ctx.value(spec.fields["amount"], "amount"), ctx.issues[0].message
 ('won', None, "amount: not a number: '1,054'")
 """
 
@@ -39,7 +39,8 @@ from streams.schema import ChangeType, EntityType
 Level = Literal["error", "warning"]
 TransformOp = Literal[
     "strip", "lower", "upper", "title", "collapse_spaces", "map", "replace", "regex",
-    "prefix", "suffix", "default", "number", "integer", "date", "datetime", "bool", "null_if",
+    "prefix", "suffix", "default", "number", "integer", "scale", "date", "datetime", "bool",
+    "null_if",
 ]
 # Ops written as a bare word in YAML (``- strip``); the others take an argument.
 TRANSFORM_OPS: tuple[str, ...] = TransformOp.__args__  # type: ignore[attr-defined]
@@ -73,7 +74,10 @@ class Transform(Strict):
     decimal string (never a float, so amounts stay exact).
     ``date``/``datetime``: ``formats`` (strptime; ``iso`` = ISO 8601, ``epoch_ms``,
     ``epoch_s``), ``timezone`` for naive datetimes (default: the mapping's).
+    ``scale``: multiply a number by ``value`` exactly (``0.01`` turns percent into 0..1).
     ``default``: ``value`` when blank. ``null_if``: ``values`` that mean blank.
+    ``regex``: the first group of ``pattern`` (or the whole match); no match is blank.
+    ``replace``: substrings, ``table`` old -> new. ``prefix``/``suffix``: add ``value``.
     """
 
     op: TransformOp
@@ -105,7 +109,7 @@ class Transform(Strict):
                 arg = {"table": arg}
             elif op in ("regex",):
                 arg = arg if isinstance(arg, dict) else {"pattern": arg}
-            elif op in ("prefix", "suffix", "default"):
+            elif op in ("prefix", "suffix", "default", "scale"):
                 arg = {"value": arg}
             elif op == "null_if":
                 arg = {"values": arg if isinstance(arg, list) else [arg]}
@@ -199,6 +203,13 @@ class Transform(Strict):
             return int(number)
         return format(number.normalize(), "f")
 
+    def _scale(self, v: Any, tz: tzinfo) -> Any:
+        number = self._number(v, tz)
+        scaled = Decimal(str(number)) * Decimal(str(self.value))
+        if scaled == scaled.to_integral_value():
+            return int(scaled)
+        return format(scaled.normalize(), "f")
+
     def _integer(self, v: Any, tz: tzinfo) -> Any:
         number = self._number(v, tz)
         if not isinstance(number, int):
@@ -239,6 +250,8 @@ class Transform(Strict):
                     if len(text) == 10:
                         return date.fromisoformat(text)
                     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+                if fmt == "%Y-%m-%d" and len(text) == 10 and text[4] == text[7] == "-":
+                    return date.fromisoformat(text)  # fast path, same result as strptime
                 if fmt in ("epoch_ms", "epoch_s"):
                     seconds = Decimal(text) / (1000 if fmt == "epoch_ms" else 1)
                     return datetime.fromtimestamp(0, UTC) + timedelta(seconds=float(seconds))
@@ -526,7 +539,7 @@ class RowContext:
         elif check.rule == "in_lookup":
             table = self.lookups[check.lookup or ""]
             if value not in table:
-                failed = f"{value!r} is not in {table.file} ({table.spec.key})"
+                failed = f"{value!r} is not a {table.spec.key} of {table.file}"
         elif check.rule == "one_of":
             if value not in check.values:
                 failed = f"{value!r} is not one of {check.values}"
@@ -610,7 +623,7 @@ def map_row(
         "entity": spec.entity,
         "entity_id": entity_id,
         "change": change,
-        "occurred_at": occurred.isoformat().replace("+00:00", "Z"),
+        "occurred_at": occurred.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "version": version,
         "fields": ctx.mapped,
     }

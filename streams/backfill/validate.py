@@ -8,19 +8,23 @@ of the summary, and lists every issue in ``issues`` for tools.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from streams.backfill.dryrun import input_summary
 from streams.backfill.export import Export, FileStats
 from streams.backfill.mapping import Issue
 
+MAX_VALUES = 20
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
-def reason_of(issue: Issue) -> str:
-    """The message without its row-specific values (for grouping)."""
-    return _QUOTED.sub("…", issue.message) if "not in" not in issue.message else issue.message
+def reason_of(issue: Issue) -> tuple[str, str | None]:
+    """The message without its row-specific value (for grouping), and that value."""
+    match = _QUOTED.search(issue.message)
+    if match is None:
+        return issue.message, None
+    return issue.message[: match.start()] + "…" + issue.message[match.end() :], match.group(0)
 
 
 def validate(export: Export) -> dict[str, Any]:
@@ -31,10 +35,16 @@ def validate(export: Export) -> dict[str, Any]:
         files[item.file].add(item)
         issues.extend(item.issues)
     groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    values: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
     for issue in issues:
-        groups[(issue.file, issue.level, reason_of(issue))].append(issue.line)
+        reason, value = reason_of(issue)
+        group = (issue.file, issue.level, reason)
+        groups[group].append(issue.line)
+        if value is not None:
+            values[group][value] += 1
     summary = [
         {"file": file, "level": level, "reason": reason, "count": len(lines),
+         "values": dict(values[(file, level, reason)].most_common(MAX_VALUES)),
          "lines": lines}
         for (file, level, reason), lines in sorted(
             groups.items(), key=lambda kv: (kv[0][1] != "error", kv[0][0], -len(kv[1])))
@@ -84,6 +94,9 @@ def format_text(report: dict[str, Any], details: bool = False) -> str:
     for group in report["summary"]:
         out.append(f"{group['level'].upper():7} {group['file']}: {group['reason']} "
                    f"x{group['count']}")
+        if group["values"]:
+            shown = ", ".join(f"{v} x{n}" for v, n in group["values"].items())
+            out.append(f"        values {shown}")
         out.append(f"        lines {compact_lines(group['lines'])}")
     if details and report["issues"]:
         out.append("")

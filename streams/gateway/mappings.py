@@ -138,6 +138,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                 "TaskSubtype": "type",
                 "EventSubtype": "type",
                 "OwnerId": "owner",
+                "IsClosed": "done",
                 "CompletedDateTime": "done_at",
                 "EndDateTime": "done_at",
                 "CreatedDate": "created_at",

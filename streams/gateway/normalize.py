@@ -98,10 +98,7 @@ def instant_ms(value: Any) -> int:
         ms = int(value)
     elif isinstance(value, str):
         text = value.strip()
-        if _EPOCH_MS.fullmatch(text):
-            ms = int(text)
-        else:
-            ms = _parse_iso_ms(text)
+        ms = int(text) if _EPOCH_MS.fullmatch(text) else _parse_iso_ms(text)
     else:
         raise _Bad("must be a timestamp")
     if not MIN_MS <= ms < MAX_MS:
@@ -187,23 +184,29 @@ KINDS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def join(where: str, name: str) -> str:
+    """A field path: ``join("[0]", "fields")`` is ``[0].fields``, ``join("", "x")`` is ``x``."""
+    return f"{where}.{name}" if where else name
+
+
 def normalize_fields(fields: Any, where: str) -> dict[str, Any]:
     """Canonical field values, or :class:`Invalid` naming the first bad field."""
+    where = join(where, "fields")
     if not isinstance(fields, Mapping):
-        raise Invalid(f"{where}.fields", "must be an object")
+        raise Invalid(where, "must be an object")
     if len(fields) > MAX_FIELDS:
-        raise Invalid(f"{where}.fields", f"more than {MAX_FIELDS} fields")
+        raise Invalid(where, f"more than {MAX_FIELDS} fields")
     out: dict[str, Any] = {}
     for name, value in fields.items():
         if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise Invalid(f"{where}.fields", "field names must match [A-Za-z_][A-Za-z0-9_.-]*")
+            raise Invalid(where, "field names must match [A-Za-z_][A-Za-z0-9_.-]*")
         if value is None:
             out[name] = None
             continue
         try:
             out[name] = KINDS.get(name, _scalar)(value)
         except _Bad as exc:
-            raise Invalid(f"{where}.fields.{name}", str(exc)) from None
+            raise Invalid(f"{where}.{name}", str(exc)) from None
     return out
 
 

@@ -17,7 +17,7 @@ import orjson
 from pydantic import ValidationError
 
 from streams.gateway.errors import Invalid, Malformed
-from streams.gateway.normalize import check_identifier, normalize_fields
+from streams.gateway.normalize import check_identifier, join, normalize_fields
 from streams.schema import CrmEvent
 
 MAX_EVENTS = 1000  # per request
@@ -48,7 +48,7 @@ def loc(where: str, parts: tuple[Any, ...]) -> str:
     """A field path like ``[0].fields.amount`` from a base and pydantic ``loc`` parts."""
     out = where
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        out = f"{out}[{part}]" if isinstance(part, int) else join(out, str(part))
     return out
 
 
@@ -63,24 +63,25 @@ def build_event(
     fields: dict[str, Any],
     where: str,
     merged_into: Any = None,
-    occurred_ms: int | None = None,
+    occurred_at: datetime | None = None,
 ) -> CrmEvent:
     """A validated :class:`CrmEvent`; :class:`Invalid` naming the field otherwise."""
-    entity_id = check_identifier(entity_id, f"{where}.entity_id")
-    event_id = check_identifier(event_id, f"{where}.event_id")
+    entity_id = check_identifier(entity_id, join(where, "entity_id"))
+    event_id = check_identifier(event_id, join(where, "event_id"))
     if merged_into is not None:
-        merged_into = check_identifier(merged_into, f"{where}.merged_into")
+        merged_into = check_identifier(merged_into, join(where, "merged_into"))
     if not 0 <= version_ms <= MAX_VERSION:
-        raise Invalid(f"{where}.version", "must be between 0 and 2**63-1")
-    occurred = version_ms if occurred_ms is None else occurred_ms
+        raise Invalid(join(where, "version"), "must be between 0 and 2**63-1")
     try:
+        if occurred_at is None:
+            occurred_at = datetime.fromtimestamp(version_ms / 1000, tz=UTC)
         return CrmEvent(
             event_id=event_id,
             source=source,
             entity=entity,  # type: ignore[arg-type]
             entity_id=entity_id,
             change=change,  # type: ignore[arg-type]
-            occurred_at=datetime.fromtimestamp(occurred / 1000, tz=UTC),
+            occurred_at=occurred_at,
             version=version_ms,
             fields=normalize_fields(fields, where),
             merged_into=merged_into,
@@ -89,7 +90,7 @@ def build_event(
         first = exc.errors()[0]
         raise Invalid(loc(where, tuple(first["loc"])), first["msg"]) from None
     except (OverflowError, OSError, ValueError) as exc:
-        raise Invalid(f"{where}.occurred_at", f"not a representable time: {exc}") from None
+        raise Invalid(join(where, "occurred_at"), f"not a representable time: {exc}") from None
 
 
 def as_list(payload: Any, what: str) -> list[Any]:
@@ -105,8 +106,8 @@ def as_list(payload: Any, what: str) -> list[Any]:
 def require(obj: Any, key: str, where: str) -> Any:
     """``obj[key]``, or :class:`Invalid` if ``obj`` is not an object or the key is blank."""
     if not isinstance(obj, dict):
-        raise Invalid(where, "must be an object")
+        raise Invalid(where or "body", "must be an object")
     value = obj.get(key)
     if value is None or value == "":
-        raise Invalid(f"{where}.{key}" if where else key, "required")
+        raise Invalid(join(where, key), "required")
     return value

@@ -55,9 +55,7 @@ def _object_name(item: dict[str, Any], where: str, mapping: SourceMapping) -> tu
     return obj, action
 
 
-def _event(
-    item: Any, where: str, mapping: SourceMapping, parsed: Parsed
-) -> list[CrmEvent]:
+def _event(item: Any, where: str, mapping: SourceMapping, parsed: Parsed) -> list[CrmEvent]:
     if not isinstance(item, dict):
         raise Invalid(where, "must be an object")
     obj, action = _object_name(item, where, mapping)
