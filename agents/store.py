@@ -33,7 +33,7 @@ class SnapshotStore(MutableMapping[str, Snapshot]):
         del self.table[key.encode()]
 
     def __iter__(self) -> Iterator[str]:
-        for key in self.table.keys():
+        for key in self.table:
             yield key.decode() if isinstance(key, bytes) else str(key)
 
     def __len__(self) -> int:

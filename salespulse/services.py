@@ -38,23 +38,27 @@ def start_worker(settings: Settings, worker_id: str = "1") -> int:
     """Start (or keep) worker ``worker_id``; return its pid."""
     name = f"worker-{worker_id}"
     return process.running_pid(settings, name) or _spawn(
-        settings, name, "worker", "--worker-id", worker_id, "--loglevel", "warning")
+        settings, name, "worker", "--worker-id", worker_id, "--loglevel", "warning"
+    )
 
 
 def start_collector(settings: Settings) -> int:
     """Start (or keep) the collector; return its pid."""
-    return process.running_pid(settings, "collector") or _spawn(settings, "collector",
-                                                                "collector")
+    return process.running_pid(settings, "collector") or _spawn(settings, "collector", "collector")
 
 
 def start_generator(settings: Settings, rate: float, seed: int = 42) -> int:
     """Start (or keep) the demo event generator; return its pid."""
     return process.running_pid(settings, "generator") or _spawn(
-        settings, "generator", "generate-events", "--rate", str(rate), "--seed", str(seed))
+        settings, "generator", "generate-events", "--rate", str(rate), "--seed", str(seed)
+    )
 
 
 def wait_collector(settings: Settings, timeout: float = 30.0) -> None:
     """Wait until the collector answers on its port."""
-    process.wait_ready(settings, "collector",
-                       lambda: process.port_open(settings.host, settings.collector_port),
-                       timeout)
+    process.wait_ready(
+        settings,
+        "collector",
+        lambda: process.port_open(settings.host, settings.collector_port),
+        timeout,
+    )

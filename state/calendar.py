@@ -7,7 +7,8 @@ Event time decides the bucket, never arrival time.
 >>> cal = BusinessCalendar("America/New_York", fiscal_year_start_month=2)
 >>> cal.day_of_ms(1488342600000)   # 2017-03-01T04:30Z is still Feb 28 in New York
 '2017-02-28'
->>> cal.period_key("quarter", date(2017, 2, 28)), cal.period_key("fiscal_quarter", date(2017, 2, 28))
+>>> feb28 = date(2017, 2, 28)
+>>> cal.period_key("quarter", feb28), cal.period_key("fiscal_quarter", feb28)
 ('2017-Q1', 'FY2018-Q1')
 """
 
@@ -136,7 +137,7 @@ class BusinessCalendar:
         For the period containing ``d``, the current range is [start, d]; the comparison
         range covers as many days from the start of the earlier period, clipped to it.
         """
-        start, end = self.period_range(kind, d)
+        start, _end = self.period_range(kind, d)
         elapsed = (d - start).days + 1
         months = 1 if lag == "mom" else 12
         prev_start = _add_months(start, -months) if kind != "day" else start - timedelta(months)

@@ -72,9 +72,11 @@ async def read_view(client: aioredis.Redis, settings: Settings) -> View:
 
 def health_families(view: View) -> Iterator[GaugeMetricFamily]:
     """Freshness and pipeline-health gauges."""
-    fresh = GaugeMetricFamily("salespulse_last_event_timestamp_seconds",
-                              "Event time of the newest CRM event applied, per source.",
-                              labels=["source"])
+    fresh = GaugeMetricFamily(
+        "salespulse_last_event_timestamp_seconds",
+        "Event time of the newest CRM event applied, per source.",
+        labels=["source"],
+    )
     newest: dict[str, int] = {}
     for meta in view.partitions.values():
         for source, ms in meta["stats"].get("last_event_ms", {}).items():
@@ -82,24 +84,29 @@ def health_families(view: View) -> Iterator[GaugeMetricFamily]:
     for source, ms in sorted(newest.items()):
         fresh.add_metric([source], ms / 1000)
     yield fresh
-    specs = [("events_applied", "applied", "Events that changed a snapshot since the owner started."),
-             ("events_duplicate", "duplicates", "Events ignored as redelivered or stale."),
-             ("dead_letters", "dead_letters", "Records or events routed to the dead-letter topic."),
-             ("rebuilds", "rebuilds", "Aggregate rebuilds from the snapshot table."),
-             ("rebuild_seconds", "rebuild_seconds", "Duration of the last aggregate rebuild.")]
+    specs = [
+        ("events_applied", "applied", "Events that changed a snapshot since the owner started."),
+        ("events_duplicate", "duplicates", "Events ignored as redelivered or stale."),
+        ("dead_letters", "dead_letters", "Records or events routed to the dead-letter topic."),
+        ("rebuilds", "rebuilds", "Aggregate rebuilds from the snapshot table."),
+        ("rebuild_seconds", "rebuild_seconds", "Duration of the last aggregate rebuild."),
+    ]
     for name, stat, text in specs:
         family = GaugeMetricFamily(f"salespulse_{name}", text, labels=["partition"])
         for partition, meta in sorted(view.partitions.items()):
             family.add_metric([str(partition)], float(meta["stats"].get(stat, 0)))
         yield family
-    age = GaugeMetricFamily("salespulse_partition_publish_age_seconds",
-                            "Seconds since the partition's owner last published it.",
-                            labels=["partition"])
+    age = GaugeMetricFamily(
+        "salespulse_partition_publish_age_seconds",
+        "Seconds since the partition's owner last published it.",
+        labels=["partition"],
+    )
     for partition, meta in sorted(view.partitions.items()):
         age.add_metric([str(partition)], max(0.0, view.read_at - meta["published_at"]))
     yield age
-    reporting = GaugeMetricFamily("salespulse_partitions_reporting",
-                                  "Partitions with published aggregates in Redis.")
+    reporting = GaugeMetricFamily(
+        "salespulse_partitions_reporting", "Partitions with published aggregates in Redis."
+    )
     reporting.add_metric([], float(len(view.partitions)))
     yield reporting
 
@@ -162,8 +169,12 @@ class Collector:
         except (aioredis.RedisError, OSError) as exc:
             raise web.HTTPServiceUnavailable(text=f"redis unavailable: {exc}") from exc
         body = render_metrics(view, self.rules, self.rules.calendar.today())
-        return web.Response(body=body, content_type="text/plain", charset="utf-8",
-                            headers={"X-Content-Type-Options": "nosniff"})
+        return web.Response(
+            body=body,
+            content_type="text/plain",
+            charset="utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
 
     async def kpis(self, request: web.Request) -> web.Response:
         query = request.query
@@ -172,40 +183,56 @@ class Collector:
         if unknown:
             raise web.HTTPBadRequest(text=f"unknown kpi {unknown[0]!r}")
         period = parse_period(self.rules, query)
-        filters = {d: query[d] for d in ("team", "rep", "office", "product", "source")
-                   if d in query}
+        filters = {
+            d: query[d] for d in ("team", "rep", "office", "product", "source") if d in query
+        }
         group_by = tuple(g for g in query.get("group_by", "").split(",") if g)
         readout = (await self.view()).readout
         out = []
         for name in names:
             values = readout.grouped(name, period, group_by, filters)
-            out.append({"kpi": name, "unit": KPI_BY_NAME[name].unit,
-                        "values": [{"group": dict(zip(group_by, g, strict=True)), "value": v}
-                                   for g, v in values.items()]})
-        body = {"period": {"kind": period.kind, "start": period.start, "end": period.end},
-                "filters": filters, "kpis": out}
+            out.append(
+                {
+                    "kpi": name,
+                    "unit": KPI_BY_NAME[name].unit,
+                    "values": [
+                        {"group": dict(zip(group_by, g, strict=True)), "value": v}
+                        for g, v in values.items()
+                    ],
+                }
+            )
+        body = {
+            "period": {"kind": period.kind, "start": period.start, "end": period.end},
+            "filters": filters,
+            "kpis": out,
+        }
         return web.json_response(body, dumps=_dumps)
 
     async def aggregates(self, request: web.Request) -> web.Response:
         view = await self.view()
-        body = {"partitions": view.partitions,
-                "aggregates": {"|".join(k): v for k, v in view.aggregates.items()}}
+        body = {
+            "partitions": view.partitions,
+            "aggregates": {"|".join(k): v for k, v in view.aggregates.items()},
+        }
         return web.json_response(body, dumps=_dumps)
 
     async def healthz(self, request: web.Request) -> web.Response:
         try:
             await self.redis.ping()
         except (aioredis.RedisError, OSError) as exc:
-            return web.json_response({"status": "redis unavailable", "error": str(exc)},
-                                     status=503)
+            return web.json_response({"status": "redis unavailable", "error": str(exc)}, status=503)
         return web.json_response({"status": "ok"})
 
     def app(self) -> web.Application:
         application = web.Application(middlewares=[self.auth])
-        application.add_routes([
-            web.get("/metrics", self.metrics), web.get("/api/kpis", self.kpis),
-            web.get("/api/aggregates", self.aggregates), web.get("/healthz", self.healthz),
-        ])
+        application.add_routes(
+            [
+                web.get("/metrics", self.metrics),
+                web.get("/api/kpis", self.kpis),
+                web.get("/api/aggregates", self.aggregates),
+                web.get("/healthz", self.healthz),
+            ]
+        )
         return application
 
 
@@ -217,5 +244,9 @@ def collector_command(host: str | None, port: int | None, rules_path: str | None
     """Serve KPIs as Prometheus metrics and JSON, summed over all partitions."""
     settings = get_settings()
     collector = Collector(settings, Rules.load(rules_path))
-    web.run_app(collector.app(), host=host or settings.host,
-                port=port or settings.collector_port, print=None)
+    web.run_app(
+        collector.app(),
+        host=host or settings.host,
+        port=port or settings.collector_port,
+        print=None,
+    )

@@ -30,13 +30,21 @@ def _s(value: Any) -> str:
 
 
 def _dims(f: dict[str, Any], kind: str = "") -> tuple[str, str, str, str, str, str]:
-    return (_s(f.get("owner")), _s(f.get("team")), _s(f.get("office")),
-            _s(f.get("product")), _s(f.get("source")), kind)
+    return (
+        _s(f.get("owner")),
+        _s(f.get("team")),
+        _s(f.get("office")),
+        _s(f.get("product")),
+        _s(f.get("source")),
+        kind,
+    )
 
 
-def _add(out: Contributions, component: str, day: str | None, dims: tuple[str, ...], n: int) -> None:
-    key = (component, day or "", *dims)
-    out[key] = out.get(key, 0) + n  # type: ignore[index]
+def _add(
+    out: Contributions, component: str, day: str | None, dims: tuple[str, ...], n: int
+) -> None:
+    key: AggKey = (component, day or "", *dims)  # type: ignore[assignment]
+    out[key] = out.get(key, 0) + n
 
 
 def _day(rules: Rules, value: Any, snapshot: Snapshot, milestone: str = FIRST_SEEN) -> str:

@@ -17,12 +17,25 @@ from state.calendar import BusinessCalendar
 from state.kpis import KPIS, Kpi
 from state.readout import Period, Readout
 
-EXPORTED_PERIODS = ("day", "week", "month", "quarter", "year", "fiscal_quarter",
-                    "fiscal_year", "trailing_7d", "trailing_30d", "trailing_90d",
-                    "trailing_365d", "all")
+EXPORTED_PERIODS = (
+    "day",
+    "week",
+    "month",
+    "quarter",
+    "year",
+    "fiscal_quarter",
+    "fiscal_year",
+    "trailing_7d",
+    "trailing_30d",
+    "trailing_90d",
+    "trailing_365d",
+    "all",
+)
 TIMELESS = {"open_deals", "open_pipeline"}
 SCOPES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("total", ()), ("office", ("office",)), ("team", ("team",)),
+    ("total", ()),
+    ("office", ("office",)),
+    ("team", ("team",)),
     ("rep", ("rep", "team", "office")),
 )
 LABELS = ["period", "scope", "office", "team", "rep"]
@@ -43,12 +56,14 @@ def _labels(period: str, scope: str, dims: tuple[str, ...], group: tuple[str, ..
     return [period, scope, named.get("office", ""), named.get("team", ""), named.get("rep", "")]
 
 
-def kpi_family(kpi: Kpi, readout: Readout, cal: BusinessCalendar, today: date
-               ) -> GaugeMetricFamily:
+def kpi_family(kpi: Kpi, readout: Readout, cal: BusinessCalendar, today: date) -> GaugeMetricFamily:
     """One gauge family with every period and scope of a KPI."""
     kind_label = "kind" in kpi.dimensions
-    family = GaugeMetricFamily(kpi.metric, f"{kpi.title}: {kpi.definition}",
-                               labels=LABELS + (["kind"] if kind_label else []))
+    family = GaugeMetricFamily(
+        kpi.metric,
+        f"{kpi.title}: {kpi.definition}",
+        labels=LABELS + (["kind"] if kind_label else []),
+    )
     periods = ("all",) if kpi.name in TIMELESS else EXPORTED_PERIODS
     for kind in periods:
         period = _period(cal, kind, today)
@@ -58,27 +73,32 @@ def kpi_family(kpi: Kpi, readout: Readout, cal: BusinessCalendar, today: date
                 if value is None:
                     continue
                 labels = _labels(kind, scope, dims, group[: len(dims)])
-                family.add_metric(labels + list(group[len(dims):]), value * kpi.metric_scale)
+                family.add_metric(labels + list(group[len(dims) :]), value * kpi.metric_scale)
     return family
 
 
-def derived_families(readout: Readout, cal: BusinessCalendar, today: date
-                     ) -> Iterator[GaugeMetricFamily]:
+def derived_families(
+    readout: Readout, cal: BusinessCalendar, today: date
+) -> Iterator[GaugeMetricFamily]:
     """Sales velocity, like-for-like growth and quota pace."""
     scope_labels = ["scope", "office", "team", "rep"]
     velocity = GaugeMetricFamily(
         "salespulse_sales_velocity_per_day",
         "Sales velocity: open deals x average deal size x win rate / sales cycle days "
-        "(ratios over the trailing 90 days), revenue per day.", labels=scope_labels)
+        "(ratios over the trailing 90 days), revenue per day.",
+        labels=scope_labels,
+    )
     growth = GaugeMetricFamily(
         "salespulse_won_revenue_growth_ratio",
         "Won revenue growth, like for like: this month to date vs the same days of the "
         "previous month (mom) or of the same month a year before (yoy).",
-        labels=["comparison", *scope_labels])
+        labels=["comparison", *scope_labels],
+    )
     pace = GaugeMetricFamily(
         "salespulse_quota_attainment_pace_ratio",
         "Quota attainment divided by the elapsed share of the period (1 = on pace).",
-        labels=["period", *scope_labels])
+        labels=["period", *scope_labels],
+    )
     for scope, dims in SCOPES:
         groups = readout.grouped("won_revenue", Period(), dims) if dims else {(): 0.0}
         for group in groups:
@@ -100,8 +120,9 @@ def derived_families(readout: Readout, cal: BusinessCalendar, today: date
     yield from (velocity, growth, pace)
 
 
-def all_kpi_families(readout: Readout, cal: BusinessCalendar, today: date
-                     ) -> Iterator[GaugeMetricFamily]:
+def all_kpi_families(
+    readout: Readout, cal: BusinessCalendar, today: date
+) -> Iterator[GaugeMetricFamily]:
     """Every KPI gauge and the derived gauges."""
     for kpi in KPIS:
         yield kpi_family(kpi, readout, cal, today)

@@ -48,8 +48,14 @@ class Outcome:
 def link_record(target: str, source: str, token: list[Any], value: Any) -> dict[str, Any]:
     """The wire form of a derived fact sent to ``target`` (an entity key)."""
     entity, _, entity_id = target.partition(":")
-    return {LINK_MARKER: 1, "entity": entity, "entity_id": entity_id, "from": source,
-            "token": token, "value": value}
+    return {
+        LINK_MARKER: 1,
+        "entity": entity,
+        "entity_id": entity_id,
+        "from": source,
+        "token": token,
+        "value": value,
+    }
 
 
 def _validation_reason(exc: ValidationError) -> str:
@@ -82,22 +88,32 @@ class PartitionState:
         except ValidationError as exc:
             return Outcome("invalid", reason=_validation_reason(exc))
         key = event.key
-        wire = {**raw, "occurred_at_ms": event_time_ms(event.occurred_at),
-                "version": event.version, "event_id": event.event_id}
+        wire = {
+            **raw,
+            "occurred_at_ms": event_time_ms(event.occurred_at),
+            "version": event.version,
+            "event_id": event.event_id,
+        }
         old = self.store.get(key)
         new, changed = apply_event(old, wire, self.rules.milestones(event.entity))
-        outcome = Outcome("applied" if changed else "duplicate", key=key,
-                          event_time_ms=wire["occurred_at_ms"], source=event.source)
+        outcome = Outcome(
+            "applied" if changed else "duplicate",
+            key=key,
+            event_time_ms=wire["occurred_at_ms"],
+            source=event.source,
+        )
         if changed and not self._swap(event.entity, key, old, new, outcome):
             return outcome
         if event.entity == "deal":
-            outcome.links = [link_record(t, key, tok, v)
-                             for t, tok, v in link_updates(old if changed else None, new,
-                                                           self.rules.calendar)]
+            outcome.links = [
+                link_record(t, key, tok, v)
+                for t, tok, v in link_updates(old if changed else None, new, self.rules.calendar)
+            ]
         return outcome
 
-    def _swap(self, entity: str, key: str, old: Snapshot | None, new: Snapshot,
-              outcome: Outcome) -> bool:
+    def _swap(
+        self, entity: str, key: str, old: Snapshot | None, new: Snapshot, outcome: Outcome
+    ) -> bool:
         try:
             new_part = contributions(entity, new, self.rules)
         except (ValueError, UnknownCurrency, TypeError) as exc:

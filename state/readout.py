@@ -120,8 +120,9 @@ class Readout:
         self._tables[(component, dims)] = table
         return table
 
-    def _group_series(self, name: str, group_by: tuple[str, ...],
-                      filters: Mapping[str, str]) -> dict[tuple[str, ...], dict[str, _Series]]:
+    def _group_series(
+        self, name: str, group_by: tuple[str, ...], filters: Mapping[str, str]
+    ) -> dict[tuple[str, ...], dict[str, _Series]]:
         extra = tuple(d for d in filters if d not in group_by and d in DIM_INDEX)
         dims = group_by + extra
         out: dict[tuple[str, ...], dict[str, _Series]] = defaultdict(dict)
@@ -144,8 +145,13 @@ class Readout:
                 out[group][component] = _Series(dict(by_day))
         return out
 
-    def grouped(self, name: str, period: Period, group_by: tuple[str, ...],
-                filters: Mapping[str, str] | None = None) -> dict[tuple[str, ...], float | None]:
+    def grouped(
+        self,
+        name: str,
+        period: Period,
+        group_by: tuple[str, ...],
+        filters: Mapping[str, str] | None = None,
+    ) -> dict[tuple[str, ...], float | None]:
         """The KPI per group (e.g. per rep) for a period."""
         kpi = KPI_BY_NAME[name]
         if not filters:
@@ -159,32 +165,48 @@ class Readout:
             groups = self._group_series(name, group_by, filters)
         return {g: kpi.formula(_Sums(s, period)) for g, s in sorted(groups.items())}
 
-    def value(self, name: str, period: Period,
-              filters: Mapping[str, str] | None = None) -> float | None:
+    def value(
+        self, name: str, period: Period, filters: Mapping[str, str] | None = None
+    ) -> float | None:
         """The KPI for a period, over everything that passes ``filters``."""
         values = self.grouped(name, period, (), filters)
         return values.get((), KPI_BY_NAME[name].formula(_Sums({}, period)))
 
-    def growth(self, name: str, cal: BusinessCalendar, kind: str, today: date,
-               lag: str, filters: Mapping[str, str] | None = None) -> float | None:
+    def growth(
+        self,
+        name: str,
+        cal: BusinessCalendar,
+        kind: str,
+        today: date,
+        lag: str,
+        filters: Mapping[str, str] | None = None,
+    ) -> float | None:
         """(this period to date - like-for-like previous) / previous; lag ``mom``/``yoy``."""
         start, _ = cal.period_range(kind, today)
-        now = self.value(name, Period(start.isoformat(), (today + timedelta(1)).isoformat()),
-                         filters)
+        now = self.value(
+            name, Period(start.isoformat(), (today + timedelta(1)).isoformat()), filters
+        )
         p_start, p_end = cal.previous_like_for_like(kind, today, lag)
         before = self.value(name, Period(p_start.isoformat(), p_end.isoformat()), filters)
         if now is None or not before:
             return None
         return (now - before) / before
 
-    def sales_velocity(self, cal: BusinessCalendar, today: date, window: str = "trailing_90d",
-                       filters: Mapping[str, str] | None = None) -> float | None:
+    def sales_velocity(
+        self,
+        cal: BusinessCalendar,
+        today: date,
+        window: str = "trailing_90d",
+        filters: Mapping[str, str] | None = None,
+    ) -> float | None:
         """Open deals x average deal size x win rate / sales cycle days (per day)."""
         period = Period.of(cal, window, today)
-        parts = [self.value("open_deals", Period(), filters),
-                 self.value("average_deal_size", period, filters),
-                 self.value("win_rate", period, filters),
-                 self.value("sales_cycle", period, filters)]
+        parts = [
+            self.value("open_deals", Period(), filters),
+            self.value("average_deal_size", period, filters),
+            self.value("win_rate", period, filters),
+            self.value("sales_cycle", period, filters),
+        ]
         if any(p is None for p in parts) or not parts[3]:
             return None
         open_deals, size, rate, cycle = parts

@@ -40,8 +40,16 @@ SCHEMA = "salespulse.kpi-snapshot/1"
 NONE_GROUP = "(none)"
 
 # Deal KPIs of every group and of the totals, in output order.
-CLOSED_KPIS = ("won_revenue", "deals_won", "deals_lost", "win_rate", "win_rate_by_value",
-               "average_deal_size", "sales_cycle", "sales_cycle_closed")
+CLOSED_KPIS = (
+    "won_revenue",
+    "deals_won",
+    "deals_lost",
+    "win_rate",
+    "win_rate_by_value",
+    "average_deal_size",
+    "sales_cycle",
+    "sales_cycle_closed",
+)
 OPEN_KPIS = ("open_deals", "open_pipeline", "weighted_pipeline")
 DEAL_KPIS = CLOSED_KPIS + OPEN_KPIS
 # Totals only (not broken down by deal dimensions).
@@ -71,8 +79,9 @@ def _quarter_period(rules: Rules, key: str) -> Period:
 def kpi_snapshot(readout: Readout, rules: Rules) -> dict[str, Any]:
     """The KPI snapshot document of ``readout`` (see the module docstring for the shape)."""
     everything = Period()
-    totals: dict[str, Any] = {name: _num(readout.value(name, everything))
-                              for name in (*DEAL_KPIS, *OTHER_TOTALS)}
+    totals: dict[str, Any] = {
+        name: _num(readout.value(name, everything)) for name in (*DEAL_KPIS, *OTHER_TOTALS)
+    }
     by: dict[str, dict[str, dict[str, Any]]] = {}
     for dim in DIMENSIONS:
         table: dict[str, dict[str, Any]] = {}
@@ -85,8 +94,7 @@ def kpi_snapshot(readout: Readout, rules: Rules) -> dict[str, Any]:
                 row[name] = row[name] or 0
             row["won_revenue"] = row["won_revenue"] or 0
     quarters = {
-        key: {name: _num(readout.value(name, _quarter_period(rules, key)))
-              for name in CLOSED_KPIS}
+        key: {name: _num(readout.value(name, _quarter_period(rules, key))) for name in CLOSED_KPIS}
         for key in close_quarters(readout, rules)
     }
     return {

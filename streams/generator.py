@@ -60,16 +60,32 @@ class DemoWorld:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
-        self.reps = [(rep, manager, office) for office, (manager, reps) in TEAMS.items()
-                     for rep in reps]
+        self.reps = [
+            (rep, manager, office) for office, (manager, reps) in TEAMS.items() for rep in reps
+        ]
 
-    def _event(self, entity: str, entity_id: str, change: str, version: int,
-               now_ms: int, fields: dict[str, Any]) -> dict[str, Any]:
+    def _event(
+        self,
+        entity: str,
+        entity_id: str,
+        change: str,
+        version: int,
+        now_ms: int,
+        fields: dict[str, Any],
+    ) -> dict[str, Any]:
         self.counter += 1
         at = datetime.fromtimestamp(now_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
-        return {"v": 1, "event_id": f"demo-{self.seed}-{self.counter}", "source": "demo",
-                "entity": entity, "entity_id": entity_id, "change": change,
-                "occurred_at": at, "version": version, "fields": fields}
+        return {
+            "v": 1,
+            "event_id": f"demo-{self.seed}-{self.counter}",
+            "source": "demo",
+            "entity": entity,
+            "entity_id": entity_id,
+            "change": change,
+            "occurred_at": at,
+            "version": version,
+            "fields": fields,
+        }
 
     def _owner(self) -> dict[str, str]:
         rep, team, office = self.rng.choice(self.reps)
@@ -78,15 +94,34 @@ class DemoWorld:
     def _new_deal(self, now_ms: int) -> dict[str, Any]:
         owner = self._owner()
         product = self.rng.choice(list(PRODUCTS))
-        deal = _Deal(f"D{self.seed}-{self.counter}", owner["owner"], owner["team"],
-                     owner["office"], version=1,
-                     amount=int(PRODUCTS[product] * self.rng.uniform(0.7, 1.3)))
+        deal = _Deal(
+            f"D{self.seed}-{self.counter}",
+            owner["owner"],
+            owner["team"],
+            owner["office"],
+            version=1,
+            amount=int(PRODUCTS[product] * self.rng.uniform(0.7, 1.3)),
+        )
         self.deals.append(deal)
         day = datetime.fromtimestamp(now_ms / 1000, UTC).date().isoformat()
-        return self._event("deal", deal.id, "create", 1, now_ms, {
-            **owner, "product": product, "source": self.rng.choice(SOURCES),
-            "stage": STAGES[0], "status": "open", "amount": deal.amount,
-            "currency": "USD", "created_at": day, "expected_close": day})
+        return self._event(
+            "deal",
+            deal.id,
+            "create",
+            1,
+            now_ms,
+            {
+                **owner,
+                "product": product,
+                "source": self.rng.choice(SOURCES),
+                "stage": STAGES[0],
+                "status": "open",
+                "amount": deal.amount,
+                "currency": "USD",
+                "created_at": day,
+                "expected_close": day,
+            },
+        )
 
     def _advance_deal(self, now_ms: int) -> dict[str, Any]:
         deal = self.rng.choice(self.deals)
@@ -95,28 +130,53 @@ class DemoWorld:
         if deal.status != "open":
             if self.rng.random() < 0.3:  # correction after close: amount edited
                 deal.amount = int(deal.amount * self.rng.uniform(0.9, 1.1))
-                return self._event("deal", deal.id, "update", deal.version, now_ms,
-                                   {"amount": deal.amount})
+                return self._event(
+                    "deal", deal.id, "update", deal.version, now_ms, {"amount": deal.amount}
+                )
             deal.status, deal.stage = "open", len(STAGES) - 1  # reopened
-            return self._event("deal", deal.id, "update", deal.version, now_ms,
-                               {"status": "open", "stage": STAGES[-1]})
+            return self._event(
+                "deal",
+                deal.id,
+                "update",
+                deal.version,
+                now_ms,
+                {"status": "open", "stage": STAGES[-1]},
+            )
         if deal.stage < len(STAGES) - 1 and self.rng.random() < 0.6:
             deal.stage += 1
-            return self._event("deal", deal.id, "update", deal.version, now_ms,
-                               {"stage": STAGES[deal.stage]})
+            return self._event(
+                "deal", deal.id, "update", deal.version, now_ms, {"stage": STAGES[deal.stage]}
+            )
         deal.status = "won" if self.rng.random() < 0.55 else "lost"
-        return self._event("deal", deal.id, "update", deal.version, now_ms,
-                           {"status": deal.status, "stage": deal.status, "closed_at": day})
+        return self._event(
+            "deal",
+            deal.id,
+            "update",
+            deal.version,
+            now_ms,
+            {"status": deal.status, "stage": deal.status, "closed_at": day},
+        )
 
     def _other(self, now_ms: int) -> dict[str, Any]:
         roll = self.rng.random()
         if roll < 0.6:
-            return self._event("activity", f"A{self.seed}-{self.counter}", "create", 1, now_ms,
-                               {**self._owner(), "type": self.rng.choice(ACTIVITY_TYPES)})
+            return self._event(
+                "activity",
+                f"A{self.seed}-{self.counter}",
+                "create",
+                1,
+                now_ms,
+                {**self._owner(), "type": self.rng.choice(ACTIVITY_TYPES)},
+            )
         stage = self.rng.choice(["new", "mql", "sql"])
-        return self._event("lead", f"L{self.seed}-{self.rng.randrange(5000)}", "update",
-                           now_ms, now_ms, {**self._owner(), "stage": stage,
-                                            "source": self.rng.choice(SOURCES)})
+        return self._event(
+            "lead",
+            f"L{self.seed}-{self.rng.randrange(5000)}",
+            "update",
+            now_ms,
+            now_ms,
+            {**self._owner(), "stage": stage, "source": self.rng.choice(SOURCES)},
+        )
 
     def next_events(self, n: int, now_ms: int | None = None) -> list[dict[str, Any]]:
         """The next ``n`` events (about 2 % are redeliveries of an earlier one)."""
@@ -135,16 +195,24 @@ class DemoWorld:
         return out
 
 
-async def feed(bootstrap: str, topic: str, partitions: int, rate: float, seed: int,
-               duration: float | None = None, max_events: int | None = None) -> int:
+async def feed(
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    rate: float,
+    seed: int,
+    duration: float | None = None,
+    max_events: int | None = None,
+) -> int:
     """Produce generated events at ``rate`` per second; return how many were acked."""
     from aiokafka import AIOKafkaProducer
 
     from streams.records import group_by_partition
 
     world = DemoWorld(seed=seed)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+    )
     await producer.start()
     sent, started, tick = 0, time.monotonic(), 0.1
     try:
@@ -156,8 +224,10 @@ async def feed(bootstrap: str, topic: str, partitions: int, rate: float, seed: i
                 due = min(due, max_events - sent)
             if due > 0:
                 events = world.next_events(due)
-                futures = [await producer.send(topic, value, partition=p)
-                           for p, value in group_by_partition(events, partitions)]
+                futures = [
+                    await producer.send(topic, value, partition=p)
+                    for p, value in group_by_partition(events, partitions)
+                ]
                 await asyncio.gather(*futures)
                 sent += due
             await asyncio.sleep(tick)
@@ -171,12 +241,14 @@ async def feed(bootstrap: str, topic: str, partitions: int, rate: float, seed: i
 @click.option("--seed", default=42, show_default=True)
 @click.option("--duration", type=float, default=None, help="Seconds (default: forever).")
 @click.option("--max-events", type=int, default=None)
-def generate_command(rate: float, seed: int, duration: float | None,
-                     max_events: int | None) -> None:
+def generate_command(
+    rate: float, seed: int, duration: float | None, max_events: int | None
+) -> None:
     """Feed live, realistic demo CRM events into Kafka."""
     from salespulse.config import get_settings
 
     s = get_settings()
-    sent = asyncio.run(feed(s.kafka_bootstrap, s.topic_events, s.partitions, rate, seed,
-                            duration, max_events))
+    sent = asyncio.run(
+        feed(s.kafka_bootstrap, s.topic_events, s.partitions, rate, seed, duration, max_events)
+    )
     log.info("generator: %d events acknowledged", sent)

@@ -35,7 +35,7 @@ class CrmEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    v: Literal[1] = SCHEMA_VERSION
+    v: Literal[1] = 1
     event_id: str = Field(min_length=1, max_length=200)
     source: str = Field(min_length=1, max_length=40)
     entity: EntityType

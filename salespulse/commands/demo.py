@@ -19,8 +19,10 @@ WON_BY_REP = 'sum by (rep) (salespulse_won_revenue{period="day", scope="rep"})'
 
 def query_prometheus(settings: Settings, promql: str) -> list[dict]:  # type: ignore[type-arg]
     """Instant query against the local Prometheus; the result vector."""
-    url = (f"http://{settings.host}:{settings.prometheus_port}/api/v1/query?"
-           + urllib.parse.urlencode({"query": promql}))
+    url = (
+        f"http://{settings.host}:{settings.prometheus_port}/api/v1/query?"
+        + urllib.parse.urlencode({"query": promql})
+    )
     with urllib.request.urlopen(url, timeout=5) as response:
         return orjson.loads(response.read())["data"]["result"]  # type: ignore[no-any-return]
 
@@ -31,8 +33,7 @@ def wait_for_data(settings: Settings, timeout: float) -> list[dict]:  # type: ig
     while time.monotonic() < deadline:
         for name in ("worker-1", "collector", "generator"):
             if process.running_pid(settings, name) is None:
-                raise click.ClickException(
-                    f"{name} exited; see {process.log_path(settings, name)}")
+                raise click.ClickException(f"{name} exited; see {process.log_path(settings, name)}")
         try:
             result = query_prometheus(settings, WON_BY_REP)
         except OSError:
@@ -40,8 +41,9 @@ def wait_for_data(settings: Settings, timeout: float) -> list[dict]:  # type: ig
         if any(float(r["value"][1]) > 0 for r in result):
             return result
         time.sleep(2)
-    raise click.ClickException(f"no won revenue in Prometheus after {timeout:.0f}s; "
-                               f"see logs in {settings.home}/logs")
+    raise click.ClickException(
+        f"no won revenue in Prometheus after {timeout:.0f}s; see logs in {settings.home}/logs"
+    )
 
 
 @click.command("demo")

@@ -16,8 +16,13 @@ def stack() -> None:
 
 
 @stack.command("up")
-@click.option("--service", "services", multiple=True,
-              type=click.Choice(list(local_stack.SERVICES)), help="Only these (repeatable).")
+@click.option(
+    "--service",
+    "services",
+    multiple=True,
+    type=click.Choice(list(local_stack.SERVICES)),
+    help="Only these (repeatable).",
+)
 def up(services: tuple[str, ...]) -> None:
     """Start the stack (idempotent); wait until every service is ready."""
     local_stack.up(get_settings(), services or local_stack.DEFAULT_SERVICES)
@@ -34,6 +39,7 @@ def status() -> None:
     """Show each process: state, pid, port, log file."""
     table = Table("service", "state", "pid", "port", "log")
     for name, info in local_stack.status(get_settings()).items():
-        table.add_row(name, info["state"], str(info["pid"] or ""), str(info["port"] or ""),
-                      info["log"])
+        table.add_row(
+            name, info["state"], str(info["pid"] or ""), str(info["port"] or ""), info["log"]
+        )
     Console().print(table)

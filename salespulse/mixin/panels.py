@@ -69,10 +69,10 @@ class PanelSpec:
 
 
 def unit_for(kpi_unit: str, currency: str) -> str:
-    """The Grafana unit of a KPI unit (state.kpis units)."""
+    """The Grafana unit of a KPI's metric (days are exported in seconds)."""
     money = GRAFANA_CURRENCY.get(currency, f"suffix: {currency}")
     return {"currency": money, "currency_per_day": money, "ratio": "percentunit",
-            "count": "short", "days": "suffix: days"}[kpi_unit]
+            "count": "short", "days": "s"}[kpi_unit]
 
 
 def kpi_expr(name: str, period: str, scope: str, **match: str) -> str:
@@ -116,8 +116,11 @@ def kpi_steps(targets: Targets, name: str, period: str, scope: str) -> tuple[Ste
     if kpi.unit in ("currency", "count") and scope != "total":
         return ()
     alert = targets.kpi_alert(name, period)
-    return goal_steps(targets.lower_is_better(name), alert.threshold if alert else None,
-                      targets.goal(name, period))
+    goal = targets.goal(name, period)
+    scale = kpi.metric_scale  # targets are in the KPI's unit, the metric in base units
+    return goal_steps(targets.lower_is_better(name),
+                      alert.threshold * scale if alert else None,
+                      goal * scale if goal is not None else None)
 
 
 def kpi_panel(targets: Targets, title: str, name: str, period: str, scope: str,

@@ -72,7 +72,7 @@ def _scope_labels(scope: str) -> dict[str, str]:
 def kpi_cases(alert: KpiAlert, rule: AlertRule) -> list[Case]:
     kpi = KPI_BY_NAME[alert.kpi]
     period = kpi_period(kpi, alert.period)
-    fire, quiet = _sides(alert.below is not None, alert.threshold)
+    fire, quiet = _sides(alert.below is not None, alert.threshold * kpi.metric_scale)
     step, at = 5, minutes(alert.for_) + 15
     main = {"period": period, "scope": alert.scope, **_scope_labels(alert.scope)}
 

@@ -106,6 +106,13 @@ class AlertRule:
             "runbook_url": self.runbook_url}}
 
 
+def shown_threshold(unit: str, value: float) -> str:
+    """A threshold in the KPI's own unit, for people (``20%``, ``30 days``, ``5000``)."""
+    if unit == "ratio":
+        return f"{number(value * 100)}%"
+    return f"{number(value)} days" if unit == "days" else number(value)
+
+
 def _runbook(targets: Targets, name: str) -> str:
     return f"{targets.runbook_url}#{name.lower()}"
 
@@ -128,15 +135,14 @@ def kpi_alert_rule(alert: KpiAlert, targets: Targets) -> AlertRule:
     kpi = KPI_BY_NAME[alert.kpi]
     period = kpi_period(kpi, alert.period)
     expr = f"{selector(kpi.metric, period=period, scope=alert.scope)} {alert.op} " \
-           f"{number(alert.threshold)}"
+           f"{number(alert.threshold * kpi.metric_scale)}"
     if alert.sample:
         sample = KPI_BY_NAME[alert.sample.kpi]
         expr += (f"\nand on({SERIES_LABELS})\n"
                  f"{selector(sample.metric, period=kpi_period(sample, alert.period), scope=alert.scope)}"
                  f" >= {number(alert.sample.at_least)}")
     side = "below" if alert.below is not None else "above"
-    shown = (f"{number(alert.threshold * 100)}%" if kpi.unit == "ratio"
-             else number(alert.threshold))
+    shown = shown_threshold(kpi.unit, alert.threshold)
     description: tuple[Part, ...] = (
         f"{kpi.title} over {period} is ", Value(unit_format(kpi.unit)), ", ", side,
         f" the threshold of {shown}, ", *who(alert.scope), ". Definition: ", kpi.definition)

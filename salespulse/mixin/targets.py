@@ -289,8 +289,13 @@ class Targets(_Model):
         return self
 
     def goal_series(self) -> list[tuple[dict[str, str], float]]:
-        """``(labels, value)`` of every ``salespulse_target`` gauge the collector exports."""
-        return [(g.labels(), float(g.value)) for g in self.goals]
+        """``(labels, value)`` of every ``salespulse_target`` gauge the collector exports.
+
+        Values are in the KPI metric's base unit (a sales-cycle goal in days becomes
+        seconds), so a goal line sits on the same axis as its KPI.
+        """
+        return [(g.labels(), float(g.value) * KPI_BY_NAME[g.kpi].metric_scale)
+                for g in self.goals]
 
     def goal(self, kpi: str, period: str) -> float | None:
         """The company-wide goal of a KPI for a period, if any."""

@@ -65,36 +65,93 @@ def _crash_hook(spec: str | None) -> Any:
 
 @click.command("backfill")
 @click.argument("path", type=click.Path(exists=True))
-@click.option("--mapping", "mapping_path", required=True, type=click.Path(exists=True),
-              help="Mapping YAML (see deploy/mappings/).")
+@click.option(
+    "--mapping",
+    "mapping_path",
+    required=True,
+    type=click.Path(exists=True),
+    help="Mapping YAML (see deploy/mappings/).",
+)
 @click.option("--dry-run", is_flag=True, help="Compute KPIs in process; print a JSON snapshot.")
-@click.option("--validate", "validate_only", is_flag=True,
-              help="Only check the rows; list problems with line numbers.")
-@click.option("--rules", "rules_path", default=None, envvar="SALESPULSE_RULES",
-              type=click.Path(exists=True), help="Rules YAML (timezone, FX rates, stages).")
-@click.option("--output", "-o", default=None, type=click.Path(),
-              help="Write the JSON report here instead of stdout.")
+@click.option(
+    "--validate",
+    "validate_only",
+    is_flag=True,
+    help="Only check the rows; list problems with line numbers.",
+)
+@click.option(
+    "--rules",
+    "rules_path",
+    default=None,
+    envvar="SALESPULSE_RULES",
+    type=click.Path(exists=True),
+    help="Rules YAML (timezone, FX rates, stages).",
+)
+@click.option(
+    "--output",
+    "-o",
+    default=None,
+    type=click.Path(),
+    help="Write the JSON report here instead of stdout.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Validate: print the report as JSON.")
 @click.option("--details", is_flag=True, help="Validate: list every issue, one per line.")
 @click.option("--strict", is_flag=True, help="Validate: warnings fail too (exit 1).")
-@click.option("--export-time", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
-              default=None, help="Override the mapping's export_time.")
-@click.option("--chunk-size", default=1000, show_default=True, type=click.IntRange(1),
-              help="Publish: events per Kafka transaction (and per checkpoint).")
-@click.option("--checkpoint", "checkpoint_path", default=None, type=click.Path(),
-              help="Publish: checkpoint file (default under SALESPULSE_HOME/backfill/).")
-@click.option("--restart", is_flag=True,
-              help="Publish: ignore the checkpoint and publish the whole export again.")
-@click.option("--skip-invalid", is_flag=True,
-              help="Publish: publish the valid rows even when some rows have errors.")
+@click.option(
+    "--export-time",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
+    default=None,
+    help="Override the mapping's export_time.",
+)
+@click.option(
+    "--chunk-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Publish: events per Kafka transaction (and per checkpoint).",
+)
+@click.option(
+    "--checkpoint",
+    "checkpoint_path",
+    default=None,
+    type=click.Path(),
+    help="Publish: checkpoint file (default under SALESPULSE_HOME/backfill/).",
+)
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Publish: ignore the checkpoint and publish the whole export again.",
+)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Publish: publish the valid rows even when some rows have errors.",
+)
 @click.option("--no-progress", is_flag=True, help="Publish: no progress bar.")
-@click.option("--crash-after", default=None, hidden=True,
-              help="Tests: N:stage (sent|committed|checkpointed) exits abruptly there.")
-def backfill_command(path: str, mapping_path: str, dry_run: bool, validate_only: bool,
-                     rules_path: str | None, output: str | None, as_json: bool, details: bool,
-                     strict: bool, export_time: datetime | None, chunk_size: int,
-                     checkpoint_path: str | None, restart: bool, skip_invalid: bool,
-                     no_progress: bool, crash_after: str | None) -> None:
+@click.option(
+    "--crash-after",
+    default=None,
+    hidden=True,
+    help="Tests: N:stage (sent|committed|checkpointed) exits abruptly there.",
+)
+def backfill_command(
+    path: str,
+    mapping_path: str,
+    dry_run: bool,
+    validate_only: bool,
+    rules_path: str | None,
+    output: str | None,
+    as_json: bool,
+    details: bool,
+    strict: bool,
+    export_time: datetime | None,
+    chunk_size: int,
+    checkpoint_path: str | None,
+    restart: bool,
+    skip_invalid: bool,
+    no_progress: bool,
+    crash_after: str | None,
+) -> None:
     """Load a CRM export (a file, or a folder of files) through a mapping.
 
     PATH is one export file, or the folder holding the export's files (all files the
@@ -121,17 +178,36 @@ def backfill_command(path: str, mapping_path: str, dry_run: bool, validate_only:
         report = run_dry(export, Rules.load(rules_path))
         _emit(report, output)
         counts = report["input"]
-        console.print(f"dry run: {counts['events']} events from {counts['rows']} rows "
-                      f"({counts['invalid_rows']} invalid, {counts['warnings']} warnings) "
-                      f"in {report['elapsed_s']:.1f}s", highlight=False, soft_wrap=True)
+        console.print(
+            f"dry run: {counts['events']} events from {counts['rows']} rows "
+            f"({counts['invalid_rows']} invalid, {counts['warnings']} warnings) "
+            f"in {report['elapsed_s']:.1f}s",
+            highlight=False,
+            soft_wrap=True,
+        )
         return
-    _publish(export, console, chunk_size, checkpoint_path, restart, skip_invalid,
-             no_progress, crash_after)
+    _publish(
+        export,
+        console,
+        chunk_size,
+        checkpoint_path,
+        restart,
+        skip_invalid,
+        no_progress,
+        crash_after,
+    )
 
 
-def _publish(export: Export, console: Console, chunk_size: int, checkpoint_path: str | None,
-             restart: bool, skip_invalid: bool, no_progress: bool,
-             crash_after: str | None) -> None:
+def _publish(
+    export: Export,
+    console: Console,
+    chunk_size: int,
+    checkpoint_path: str | None,
+    restart: bool,
+    skip_invalid: bool,
+    no_progress: bool,
+    crash_after: str | None,
+) -> None:
     from salespulse.config import get_settings
     from salespulse.stack.process import run_coro
     from streams.backfill.publish import PublishError, format_summary, publish
@@ -144,17 +220,30 @@ def _publish(export: Export, console: Console, chunk_size: int, checkpoint_path:
         click.echo(format_text(report), err=True)
         raise click.ClickException(
             f"{counts['invalid_rows']} rows have errors; fix them (see --validate) or "
-            "publish the valid rows with --skip-invalid")
-    console.print(f"validated: {counts['events']} events from {counts['rows']} rows, "
-                  f"{counts['warnings']} warnings, {counts['invalid_rows']} invalid rows "
-                  "skipped", highlight=False, soft_wrap=True)
+            "publish the valid rows with --skip-invalid"
+        )
+    console.print(
+        f"validated: {counts['events']} events from {counts['rows']} rows, "
+        f"{counts['warnings']} warnings, {counts['invalid_rows']} invalid rows "
+        "skipped",
+        highlight=False,
+        soft_wrap=True,
+    )
     settings = get_settings()
     try:
-        result = run_coro(publish(
-            export, settings, events_total=counts["events"], chunk_size=chunk_size,
-            checkpoint_path=Path(checkpoint_path) if checkpoint_path else None,
-            restart=restart, on_chunk=_crash_hook(crash_after), console=console,
-            progress=not no_progress))
+        result = run_coro(
+            publish(
+                export,
+                settings,
+                events_total=counts["events"],
+                chunk_size=chunk_size,
+                checkpoint_path=Path(checkpoint_path) if checkpoint_path else None,
+                restart=restart,
+                on_chunk=_crash_hook(crash_after),
+                console=console,
+                progress=not no_progress,
+            )
+        )
     except PublishError as exc:
         raise click.ClickException(str(exc)) from exc
     console.print(format_summary(result), highlight=False, soft_wrap=True)

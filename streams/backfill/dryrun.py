@@ -65,12 +65,25 @@ def dry_run(export: Export, rules: Rules) -> dict[str, Any]:
 def input_summary(files: dict[str, FileStats]) -> dict[str, Any]:
     """Per-file and total row counts of one pass over the export."""
     per_file = {
-        name: {"rows": s.rows, "events": s.events, "invalid_rows": s.invalid,
-               "skipped_rows": s.skipped, "duplicate_rows": s.duplicates,
-               "warnings": s.warnings, "errors": s.errors}
+        name: {
+            "rows": s.rows,
+            "events": s.events,
+            "invalid_rows": s.invalid,
+            "skipped_rows": s.skipped,
+            "duplicate_rows": s.duplicates,
+            "warnings": s.warnings,
+            "errors": s.errors,
+        }
         for name, s in files.items()
     }
-    keys = ("rows", "events", "invalid_rows", "skipped_rows", "duplicate_rows", "warnings",
-            "errors")
+    keys = (
+        "rows",
+        "events",
+        "invalid_rows",
+        "skipped_rows",
+        "duplicate_rows",
+        "warnings",
+        "errors",
+    )
     totals = {k: sum(f[k] for f in per_file.values()) for k in keys}
     return {**totals, "files": per_file}

@@ -144,8 +144,9 @@ class Export:
         """Every data row of every entity file, in the deterministic order."""
         for spec, path in self.files:
             name = self.name_of(path)
-            for row in read_rows(path, name, spec.format, spec.delimiter, spec.encoding,
-                                 spec.header_line):
+            for row in read_rows(
+                path, name, spec.format, spec.delimiter, spec.encoding, spec.header_line
+            ):
                 yield spec, row
 
     def items(self) -> Iterator[Item]:
@@ -155,8 +156,9 @@ class Export:
             if _skip(spec, row.values):
                 yield Item(row.file, row.line, None, [], skipped=True)
                 continue
-            event, issues = map_row(spec, self.mapping, self.lookups, row.values, row.file,
-                                    row.line)
+            event, issues = map_row(
+                spec, self.mapping, self.lookups, row.values, row.file, row.line
+            )
             duplicate = False
             if event is not None:
                 key = (event["entity"], event["entity_id"])
@@ -164,18 +166,39 @@ class Export:
                 if first is None:
                     seen[key] = _Seen(row.line, event["version"], event["event_id"])
                 elif _digest(first.event_id) == _digest(event["event_id"]):
-                    issues.append(Issue(row.file, row.line, "warning",
-                                        f"id: duplicate of line {first.line} (ignored)", "id"))
+                    issues.append(
+                        Issue(
+                            row.file,
+                            row.line,
+                            "warning",
+                            f"id: duplicate of line {first.line} (ignored)",
+                            "id",
+                        )
+                    )
                     event, duplicate = None, True
                 elif first.version == event["version"]:
-                    issues.append(Issue(row.file, row.line, "error",
-                                        f"id: {event['entity_id']!r} also on line {first.line} "
-                                        "with the same version and other values", "id"))
+                    issues.append(
+                        Issue(
+                            row.file,
+                            row.line,
+                            "error",
+                            f"id: {event['entity_id']!r} also on line {first.line} "
+                            "with the same version and other values",
+                            "id",
+                        )
+                    )
                     event = None
                 else:
-                    issues.append(Issue(row.file, row.line, "warning",
-                                        f"id: {event['entity_id']!r} also on line {first.line} "
-                                        "(the newer version wins)", "id"))
+                    issues.append(
+                        Issue(
+                            row.file,
+                            row.line,
+                            "warning",
+                            f"id: {event['entity_id']!r} also on line {first.line} "
+                            "(the newer version wins)",
+                            "id",
+                        )
+                    )
             yield Item(row.file, row.line, event, issues, duplicate=duplicate)
 
     def events(self) -> Iterator[dict[str, Any]]:

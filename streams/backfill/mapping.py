@@ -14,9 +14,12 @@ several), a constant, or a lookup, then a list of transforms. A blank result (``
 ...                   "fields": {"stage": {"column": "Stage", "transforms": ["strip", "lower"]},
 ...                              "amount": {"column": "Amount", "transforms": ["number"]}}}]})
 >>> spec = m.entities[0]
->>> ctx = RowContext(spec, m, {}, {"Id": "7", "Stage": " Won ", "Amount": "1,054"}, "deals.csv", 2)
->>> ctx.value(spec.fields["stage"]), ctx.value(spec.fields["amount"], "amount"), ctx.issues[0].message
-('won', None, "amount: not a number: '1,054'")
+>>> row = {"Id": "7", "Stage": " Won ", "Amount": "1,054"}
+>>> ctx = RowContext(spec, m, {}, row, "deals.csv", 2)
+>>> ctx.value(spec.fields["stage"]), ctx.value(spec.fields["amount"], "amount")
+('won', None)
+>>> ctx.issues[0].message
+"amount: not a number: '1,054'"
 """
 
 from __future__ import annotations
@@ -38,21 +41,59 @@ from streams.schema import ChangeType, EntityType
 
 Level = Literal["error", "warning"]
 TransformOp = Literal[
-    "strip", "lower", "upper", "title", "collapse_spaces", "map", "replace", "regex",
-    "prefix", "suffix", "default", "number", "integer", "scale", "date", "datetime", "bool",
+    "strip",
+    "lower",
+    "upper",
+    "title",
+    "collapse_spaces",
+    "map",
+    "replace",
+    "regex",
+    "prefix",
+    "suffix",
+    "default",
+    "number",
+    "integer",
+    "scale",
+    "date",
+    "datetime",
+    "bool",
     "null_if",
 ]
 # Ops written as a bare word in YAML (``- strip``); the others take an argument.
 TRANSFORM_OPS: tuple[str, ...] = TransformOp.__args__  # type: ignore[attr-defined]
-BARE_OPS = {"strip", "lower", "upper", "title", "collapse_spaces", "number", "integer", "date",
-            "datetime", "bool"}
+BARE_OPS = {
+    "strip",
+    "lower",
+    "upper",
+    "title",
+    "collapse_spaces",
+    "number",
+    "integer",
+    "date",
+    "datetime",
+    "bool",
+}
 
-MILESTONE_FIELDS = frozenset({
-    "created_at", "closed_at", "expected_close", "qualified_at", "converted_at", "done_at",
-    "started_at", "ended_at", "churned_at", "spent_at", "period_start", "modified_at",
-})
-LINK_FIELDS = frozenset({"account_id", "lead_id", "owner", "contact_id", "deal_id",
-                         "parent_account_id", "merged_into"})
+MILESTONE_FIELDS = frozenset(
+    {
+        "created_at",
+        "closed_at",
+        "expected_close",
+        "qualified_at",
+        "converted_at",
+        "done_at",
+        "started_at",
+        "ended_at",
+        "churned_at",
+        "spent_at",
+        "period_start",
+        "modified_at",
+    }
+)
+LINK_FIELDS = frozenset(
+    {"account_id", "lead_id", "owner", "contact_id", "deal_id", "parent_account_id", "merged_into"}
+)
 EVENT_ID_MAX = 200
 
 
@@ -229,8 +270,11 @@ class Transform(Strict):
     def _date(self, v: Any, tz: tzinfo) -> Any:
         """An ISO date string (``YYYY-MM-DD``): a local business day, no time."""
         parsed = self._parse_time(v, tz, date_only=True)
-        return (parsed if isinstance(parsed, date) and not isinstance(parsed, datetime)
-                else parsed.date()).isoformat()
+        return (
+            parsed
+            if isinstance(parsed, date) and not isinstance(parsed, datetime)
+            else parsed.date()
+        ).isoformat()
 
     def _datetime(self, v: Any, tz: tzinfo) -> Any:
         """An ISO 8601 instant with offset; naive values are in the mapping's timezone."""
@@ -256,12 +300,14 @@ class Transform(Strict):
                     seconds = Decimal(text) / (1000 if fmt == "epoch_ms" else 1)
                     return datetime.fromtimestamp(0, UTC) + timedelta(seconds=float(seconds))
                 parsed = datetime.strptime(text, fmt)
-                return parsed.date() if date_only and "%H" not in fmt and "%I" not in fmt \
-                    else parsed
+                return (
+                    parsed.date() if date_only and "%H" not in fmt and "%I" not in fmt else parsed
+                )
             except (ValueError, InvalidOperation, OverflowError):
                 continue
-        raise TransformError(f"not a {'date' if date_only else 'date-time'} "
-                             f"({' or '.join(formats)}): {v!r}")
+        raise TransformError(
+            f"not a {'date' if date_only else 'date-time'} ({' or '.join(formats)}): {v!r}"
+        )
 
 
 class Check(Strict):
@@ -279,6 +325,14 @@ class Check(Strict):
     values: list[Any] = Field(default_factory=list)
     when: dict[str, list[Any]] = Field(default_factory=dict)
     message: str | None = None
+
+    @model_validator(mode="after")
+    def _arguments(self) -> Check:
+        if self.rule == "in_lookup" and not self.lookup:
+            raise ValueError("in_lookup needs lookup")
+        if self.rule == "one_of" and not self.values:
+            raise ValueError("one_of needs values")
+        return self
 
 
 class ValueSpec(Strict):
@@ -366,8 +420,9 @@ class EntityMapping(Strict):
     def _sections(self) -> EntityMapping:
         unknown = set(self.milestones) - MILESTONE_FIELDS
         if unknown:
-            raise ValueError(f"unknown milestones {sorted(unknown)}; "
-                             f"known: {sorted(MILESTONE_FIELDS)}")
+            raise ValueError(
+                f"unknown milestones {sorted(unknown)}; known: {sorted(MILESTONE_FIELDS)}"
+            )
         bad_links = set(self.links) - LINK_FIELDS
         if bad_links:
             raise ValueError(f"unknown links {sorted(bad_links)}; known: {sorted(LINK_FIELDS)}")
@@ -404,19 +459,22 @@ class Mapping(Strict):
         ZoneInfo(self.timezone)
         for spec in self.entities:
             values = [spec.id, *spec.all_fields().values()]
-            if isinstance(spec.change, ValueSpec):
-                values.append(spec.change)
+            values += [
+                v for v in (spec.change, spec.version, spec.occurred_at) if isinstance(v, ValueSpec)
+            ]
             for v in values:
-                names = [v.lookup] if v.lookup else []
+                names: list[str | None] = [v.lookup] if v.lookup else []
                 names += [c.lookup for c in v.checks if c.rule == "in_lookup"]
                 for name in names:
                     if name not in self.lookups:
                         raise ValueError(f"unknown lookup {name!r}")
             needs_export_time = spec.version == "export_time" or (
-                spec.occurred_at_fallback == "export_time")
+                spec.occurred_at_fallback == "export_time"
+            )
             if needs_export_time and self.export_time is None:
-                raise ValueError(f"entity {spec.entity}: export_time is needed "
-                                 "(version or occurred_at fallback)")
+                raise ValueError(
+                    f"entity {spec.entity}: export_time is needed (version or occurred_at fallback)"
+                )
         return self
 
     @property
@@ -433,8 +491,9 @@ class Mapping(Strict):
 
     def digest(self) -> str:
         """SHA-256 of the mapping's canonical JSON (part of a backfill's fingerprint)."""
-        return hashlib.sha256(orjson.dumps(self.model_dump(mode="json"),
-                                           option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return hashlib.sha256(
+            orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        ).hexdigest()
 
 
 @dataclass(slots=True)
@@ -455,8 +514,7 @@ class Issue:
 class LookupTable:
     """Rows of a lookup file indexed by key."""
 
-    def __init__(self, name: str, spec: Lookup, rows: dict[str, dict[str, Any]],
-                 file: str) -> None:
+    def __init__(self, name: str, spec: Lookup, rows: dict[str, dict[str, Any]], file: str) -> None:
         self.name, self.spec, self.rows, self.file = name, spec, rows, file
 
     def norm(self, key: Any) -> str:
@@ -499,8 +557,9 @@ class RowContext:
             if found is None:
                 return None
             if spec.take not in found:
-                self.issue("error", f"{name}: lookup {spec.lookup} has no column {spec.take!r}",
-                           name)
+                self.issue(
+                    "error", f"{name}: lookup {spec.lookup} has no column {spec.take!r}", name
+                )
                 return None
             return found[spec.take]
         for column in spec.columns:
@@ -606,8 +665,12 @@ def map_row(
             try:
                 _time_value(value, mapping.tz)
             except (ValueError, TypeError):
-                ctx.issue("error", f"{name}: not a date or date-time: {value!r} "
-                          "(add a date or datetime transform)", name)
+                ctx.issue(
+                    "error",
+                    f"{name}: not a date or date-time: {value!r} "
+                    "(add a date or datetime transform)",
+                    name,
+                )
         ctx.mapped[name] = value
     change = spec.change if isinstance(spec.change, str) else ctx.value(spec.change, "change")
     occurred = _occurred_at(ctx)
@@ -630,8 +693,12 @@ def map_row(
     merged = ctx.mapped.get("merged_into")
     if change == "merge" and merged:
         body["merged_into"] = str(merged)
-    event = {"v": 1, "event_id": event_id_for(file, entity_id, body), "source": mapping.source,
-             **body}
+    event = {
+        "v": 1,
+        "event_id": event_id_for(file, entity_id, body),
+        "source": mapping.source,
+        **body,
+    }
     return event, ctx.issues
 
 

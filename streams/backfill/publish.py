@@ -107,9 +107,15 @@ class Checkpoint:
         if data.get("fingerprint") != fingerprint:
             log.warning("backfill: checkpoint %s is of another export; ignored", path)
             return fresh
-        return cls(path, fingerprint, int(data.get("events", 0)), dict(data.get("files", {})),
-                   int(data.get("chunks", 0)), bool(data.get("complete", False)),
-                   str(data.get("updated_at", "")))
+        return cls(
+            path,
+            fingerprint,
+            int(data.get("events", 0)),
+            dict(data.get("files", {})),
+            int(data.get("chunks", 0)),
+            bool(data.get("complete", False)),
+            str(data.get("updated_at", "")),
+        )
 
     def save(self) -> None:
         """Write atomically (temporary file, fsync, rename)."""
@@ -126,8 +132,11 @@ class Checkpoint:
 
 def default_checkpoint_path(settings: Settings, export: Export, identity: Identity) -> Path:
     """``<home>/backfill/<mapping>-<fingerprint prefix>.checkpoint.json``."""
-    return (Path(settings.home) / "backfill"
-            / f"{export.mapping.name}-{identity.fingerprint[:16]}.checkpoint.json")
+    return (
+        Path(settings.home)
+        / "backfill"
+        / f"{export.mapping.name}-{identity.fingerprint[:16]}.checkpoint.json"
+    )
 
 
 @dataclass
@@ -155,7 +164,8 @@ async def committed_events(settings: Settings, identity: Identity) -> tuple[int,
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(
-            identity.group_id, partitions=[TopicPartition(settings.topic_events, 0)])
+            identity.group_id, partitions=[TopicPartition(settings.topic_events, 0)]
+        )
     finally:
         await admin.close()
     for meta in offsets.values():
@@ -166,8 +176,9 @@ async def committed_events(settings: Settings, identity: Identity) -> tuple[int,
         except ValueError:
             info = {}
         if info.get("fp") != identity.fingerprint[:32]:
-            raise PublishError(f"consumer group {identity.group_id} holds another export's "
-                               "checkpoint")
+            raise PublishError(
+                f"consumer group {identity.group_id} holds another export's checkpoint"
+            )
         return int(meta.offset), int(info.get("chunk", 0))
     return None
 
@@ -176,8 +187,9 @@ async def check_topic(settings: Settings) -> None:
     """The events topic must exist with ``settings.partitions`` partitions (created if absent)."""
     from salespulse.stack.topics import ensure_topics
 
-    await ensure_topics(settings, {settings.topic_events: settings.partitions},
-                        settings.replication_factor)
+    await ensure_topics(
+        settings, {settings.topic_events: settings.partitions}, settings.replication_factor
+    )
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
@@ -188,7 +200,8 @@ async def check_topic(settings: Settings) -> None:
     if found != settings.partitions:
         raise PublishError(
             f"topic {settings.topic_events} has {found} partitions but SALESPULSE_PARTITIONS "
-            f"is {settings.partitions}: events would land in the wrong partitions")
+            f"is {settings.partitions}: events would land in the wrong partitions"
+        )
 
 
 def _records(chunk: list[dict[str, Any]], partitions: int) -> list[tuple[int, bytes]]:
@@ -201,8 +214,9 @@ def _records(chunk: list[dict[str, Any]], partitions: int) -> list[tuple[int, by
         max_batch = max(1, max_batch // 4)
 
 
-def _chunks(events: Iterator[tuple[dict[str, Any], str, int]], size: int
-            ) -> Iterator[list[tuple[dict[str, Any], str, int]]]:
+def _chunks(
+    events: Iterator[tuple[dict[str, Any], str, int]], size: int
+) -> Iterator[list[tuple[dict[str, Any], str, int]]]:
     chunk: list[tuple[dict[str, Any], str, int]] = []
     for item in events:
         chunk.append(item)
@@ -256,19 +270,40 @@ async def publish(
         elif in_kafka is not None:
             (done, checkpoint.chunks), source = in_kafka, "kafka"
             if done != checkpoint.events:
-                log.warning("backfill: Kafka's checkpoint (%d events) is ahead of the file's "
-                            "(%d): the last run stopped between commit and file write; "
-                            "resuming from Kafka's", done, checkpoint.events)
+                log.warning(
+                    "backfill: Kafka's checkpoint (%d events) is ahead of the file's "
+                    "(%d): the last run stopped between commit and file write; "
+                    "resuming from Kafka's",
+                    done,
+                    checkpoint.events,
+                )
         elif checkpoint.events:
             done, source = checkpoint.events, "file"
         else:
             done, source = 0, "start"
         checkpoint.events = done
-        result = PublishResult(settings.topic_events, settings.partitions,
-                               identity.transactional_id, str(path), events_total, done,
-                               resumed_from_source=source)
-        await _publish_chunks(export, settings, producer, identity, checkpoint, result,
-                              chunk_size, restart, on_chunk, console, progress)
+        result = PublishResult(
+            settings.topic_events,
+            settings.partitions,
+            identity.transactional_id,
+            str(path),
+            events_total,
+            done,
+            resumed_from_source=source,
+        )
+        await _publish_chunks(
+            export,
+            settings,
+            producer,
+            identity,
+            checkpoint,
+            result,
+            chunk_size,
+            restart,
+            on_chunk,
+            console,
+            progress,
+        )
         checkpoint.complete = True
         checkpoint.save()
         result.complete = True
@@ -292,8 +327,13 @@ async def _publish_chunks(
     show_progress: bool,
 ) -> None:
     topic, done = settings.topic_events, checkpoint.events
-    columns = (TextColumn("[bold]backfill[/]"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("events"), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]backfill[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, disable=not show_progress) as bar:
         task = bar.add_task("publish", total=result.events_total, completed=done)
         remaining = (e for n, e in enumerate(_numbered_events(export)) if n >= done)
@@ -309,19 +349,22 @@ async def _publish_chunks(
             await producer.begin_transaction()
             try:
                 records = _records([e for e, _, _ in chunk], settings.partitions)
-                headers = [(HEADER_RUN, identity.fingerprint[:16].encode()),
-                           (HEADER_CHUNK, str(seq).encode())]
-                futures = [await producer.send(topic, value, partition=partition,
-                                               headers=headers)
-                           for partition, value in records]
+                headers = [
+                    (HEADER_RUN, identity.fingerprint[:16].encode()),
+                    (HEADER_CHUNK, str(seq).encode()),
+                ]
+                futures = [
+                    await producer.send(topic, value, partition=partition, headers=headers)
+                    for partition, value in records
+                ]
                 await asyncio.gather(*futures)  # every record acknowledged (acks=all)
                 if on_chunk:
                     on_chunk("sent", seq)
                 end = done + len(chunk)
-                meta = json.dumps({"fp": identity.fingerprint[:32], "events": end,
-                                   "chunk": seq})
+                meta = json.dumps({"fp": identity.fingerprint[:32], "events": end, "chunk": seq})
                 await producer.send_offsets_to_transaction(
-                    {TopicPartition(topic, 0): OffsetAndMetadata(end, meta)}, identity.group_id)
+                    {TopicPartition(topic, 0): OffsetAndMetadata(end, meta)}, identity.group_id
+                )
                 await producer.commit_transaction()
             except BaseException:
                 with contextlib.suppress(Exception):
@@ -353,11 +396,16 @@ def format_summary(result: PublishResult) -> str:
         f"[{result.partitions} partitions] in {result.elapsed_s:.1f}s ({rate:,.0f} events/s)",
     ]
     if result.resumed_from:
-        lines.append(f"resumed after {result.resumed_from} events already on the topic "
-                     f"(checkpoint from {result.resumed_from_source})")
+        lines.append(
+            f"resumed after {result.resumed_from} events already on the topic "
+            f"(checkpoint from {result.resumed_from_source})"
+        )
     if result.events_sent == 0 and result.resumed_from >= result.events_total:
-        lines.append("nothing to do: this export is already on the topic "
-                     "(use --restart to publish it again)")
-    lines.append(f"total on the topic from this export: {result.resumed_from + result.events_sent}"
-                 f" of {result.events_total} events; checkpoint {result.checkpoint}")
+        lines.append(
+            "nothing to do: this export is already on the topic (use --restart to publish it again)"
+        )
+    lines.append(
+        f"total on the topic from this export: {result.resumed_from + result.events_sent}"
+        f" of {result.events_total} events; checkpoint {result.checkpoint}"
+    )
     return "\n".join(lines)

@@ -70,7 +70,7 @@ def iter_csv(
             continue
         if not record or record == [""]:
             continue  # blank line
-        values = dict(zip(header, record, strict=False))
+        values: dict[str, Any] = dict(zip(header, record, strict=False))
         if len(record) < len(header):
             values.update({h: "" for h in header[len(record) :]})
         elif len(record) > len(header):

@@ -43,11 +43,17 @@ def validate(export: Export) -> dict[str, Any]:
         if value is not None:
             values[group][value] += 1
     summary = [
-        {"file": file, "level": level, "reason": reason, "count": len(lines),
-         "values": dict(values[(file, level, reason)].most_common(MAX_VALUES)),
-         "lines": lines}
+        {
+            "file": file,
+            "level": level,
+            "reason": reason,
+            "count": len(lines),
+            "values": dict(values[(file, level, reason)].most_common(MAX_VALUES)),
+            "lines": lines,
+        }
         for (file, level, reason), lines in sorted(
-            groups.items(), key=lambda kv: (kv[0][1] != "error", kv[0][0], -len(kv[1])))
+            groups.items(), key=lambda kv: (kv[0][1] != "error", kv[0][0], -len(kv[1]))
+        )
     ]
     counts = input_summary(files)
     return {
@@ -56,8 +62,16 @@ def validate(export: Export) -> dict[str, Any]:
         "ok": counts["errors"] == 0,
         "input": counts,
         "summary": summary,
-        "issues": [{"file": i.file, "line": i.line, "level": i.level, "field": i.field,
-                    "message": i.message} for i in issues],
+        "issues": [
+            {
+                "file": i.file,
+                "line": i.line,
+                "level": i.level,
+                "field": i.field,
+                "message": i.message,
+            }
+            for i in issues
+        ],
     }
 
 
@@ -82,27 +96,34 @@ def compact_lines(lines: list[int], limit: int = 12) -> str:
 def format_text(report: dict[str, Any], details: bool = False) -> str:
     """The human-readable validation report."""
     counts = report["input"]
-    out = [f"mapping {report['mapping']}: {counts['rows']} rows, {counts['events']} events, "
-           f"{counts['invalid_rows']} invalid rows, {counts['errors']} errors, "
-           f"{counts['warnings']} warnings"]
+    out = [
+        f"mapping {report['mapping']}: {counts['rows']} rows, {counts['events']} events, "
+        f"{counts['invalid_rows']} invalid rows, {counts['errors']} errors, "
+        f"{counts['warnings']} warnings"
+    ]
     for name, f in counts["files"].items():
-        out.append(f"  {name}: {f['rows']} rows, {f['events']} events, "
-                   f"{f['invalid_rows']} invalid, {f['skipped_rows']} skipped, "
-                   f"{f['duplicate_rows']} duplicate")
+        out.append(
+            f"  {name}: {f['rows']} rows, {f['events']} events, "
+            f"{f['invalid_rows']} invalid, {f['skipped_rows']} skipped, "
+            f"{f['duplicate_rows']} duplicate"
+        )
     if report["summary"]:
         out.append("")
     for group in report["summary"]:
-        out.append(f"{group['level'].upper():7} {group['file']}: {group['reason']} "
-                   f"x{group['count']}")
+        out.append(
+            f"{group['level'].upper():7} {group['file']}: {group['reason']} x{group['count']}"
+        )
         if group["values"]:
             shown = ", ".join(f"{v} x{n}" for v, n in group["values"].items())
             out.append(f"        values {shown}")
         out.append(f"        lines {compact_lines(group['lines'])}")
     if details and report["issues"]:
         out.append("")
-        out += [f"{i['file']}:{i['line']}: {i['level']}: {i['message']}"
-                for i in report["issues"]]
+        out += [f"{i['file']}:{i['line']}: {i['level']}: {i['message']}" for i in report["issues"]]
     out.append("")
-    out.append("OK: no errors" if report["ok"] else
-               f"FAILED: {counts['errors']} errors ({counts['invalid_rows']} rows dropped)")
+    out.append(
+        "OK: no errors"
+        if report["ok"]
+        else f"FAILED: {counts['errors']} errors ({counts['invalid_rows']} rows dropped)"
+    )
     return "\n".join(out)

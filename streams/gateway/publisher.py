@@ -13,12 +13,11 @@ idempotent on ``(version, event_id)``, so that rare duplicate changes nothing.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streams.gateway.errors import Unavailable
 
@@ -112,16 +111,23 @@ class Publisher:
     async def _abandon(producer: AIOKafkaProducer) -> None:
         """Stop ``producer`` without delivering what it still holds.
 
-        ``stop()`` flushes first, which never ends while the broker is down; cancelling the
-        sender task (aiokafka's internal ``_sender``) makes ``stop()`` skip the flush.
+        ``stop()`` flushes first, which never ends while the broker is down. So the sender
+        task is cancelled (nothing more goes out) and every queued batch is failed before
+        ``stop()``; this reaches into aiokafka's ``_sender`` and ``_message_accumulator``
+        (checked against aiokafka 0.14; without them this falls back to a bounded stop).
         """
         sender = getattr(producer, "_sender", None)
-        task = getattr(sender, "sender_task", None) if sender is not None else None
+        task = getattr(sender, "sender_task", None)
         if task is not None and not task.done():
             task.cancel()
-        with contextlib.suppress(Exception, asyncio.CancelledError):
+        accumulator = getattr(producer, "_message_accumulator", None)
+        if accumulator is not None and hasattr(accumulator, "fail_all"):
+            accumulator.fail_all(KafkaConnectionError("producer discarded after a failure"))
+        try:
             async with asyncio.timeout(5):
                 await producer.stop()
+        except Exception as exc:  # a broken producer may fail to stop in many ways
+            log.debug("gateway: discarded producer stopped with %r", exc)
 
     async def close(self) -> None:
         """Flush (bounded by the timeout) and close the producer."""

@@ -51,18 +51,27 @@ class Pipeline:
 
     async def produce(self, events: list[dict[str, Any]], batched: bool = True) -> None:
         """Produce events (batched by partition, or one record each) and await acks."""
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                    acks="all", enable_idempotence=True, linger_ms=5)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+        )
         await producer.start()
         try:
             topic = self.settings.topic_events
             if batched:
-                futures = [await producer.send(topic, value, partition=p)
-                           for p, value in group_by_partition(events, self.settings.partitions)]
+                futures = [
+                    await producer.send(topic, value, partition=p)
+                    for p, value in group_by_partition(events, self.settings.partitions)
+                ]
             else:
-                futures = [await producer.send(topic, encode_single(e),
-                                               key=f"{e['entity']}:{e['entity_id']}".encode())
-                           for e in events]
+                futures = [
+                    await producer.send(
+                        topic, encode_single(e), key=f"{e['entity']}:{e['entity_id']}".encode()
+                    )
+                    for e in events
+                ]
             await asyncio.gather(*futures)
         finally:
             await producer.stop()
@@ -72,8 +81,7 @@ class Pipeline:
         await producer.start()
         try:
             for value in values:
-                await producer.send_and_wait(self.settings.topic_events, value,
-                                             partition=partition)
+                await producer.send_and_wait(self.settings.topic_events, value, partition=partition)
         finally:
             await producer.stop()
 
@@ -92,19 +100,24 @@ def pipeline_factory(stack_settings: Settings) -> Iterator[Any]:
     made: list[Pipeline] = []
 
     def make(name: str, collector_port: int | None = None, partitions: int = 4) -> Pipeline:
-        settings = stack_settings.model_copy(update={
-            "home": TEST_HOME / "pipelines" / name,
-            "topic_events": f"{name}-events",
-            "topic_dead_letters": f"{name}-dead-letters",
-            "app_id": f"salespulse-{name}",
-            "redis_key_prefix": f"salespulse-{name}",
-            "partitions": partitions,
-            "publish_interval_s": 0.2,
-            **({"collector_port": collector_port} if collector_port else {}),
-        })
+        settings = stack_settings.model_copy(
+            update={
+                "home": TEST_HOME / "pipelines" / name,
+                "topic_events": f"{name}-events",
+                "topic_dead_letters": f"{name}-dead-letters",
+                "app_id": f"salespulse-{name}",
+                "redis_key_prefix": f"salespulse-{name}",
+                "partitions": partitions,
+                "publish_interval_s": 0.2,
+                **({"collector_port": collector_port} if collector_port else {}),
+            }
+        )
         shutil.rmtree(settings.home, ignore_errors=True)  # RocksDB of an earlier session
-        process.run_coro(ensure_topics(settings, {settings.topic_events: partitions,
-                                                  settings.topic_dead_letters: 1}))
+        process.run_coro(
+            ensure_topics(
+                settings, {settings.topic_events: partitions, settings.topic_dead_letters: 1}
+            )
+        )
         pipeline = Pipeline(settings)
         made.append(pipeline)
         return pipeline

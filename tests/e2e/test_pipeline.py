@@ -76,8 +76,9 @@ def e2e(pipeline_factory: Any, stack_settings: Any) -> Any:
     return pipeline
 
 
-async def test_events_reach_collector_json_and_prometheus_exactly(e2e: Any,
-                                                                  stack_settings: Any) -> None:
+async def test_events_reach_collector_json_and_prometheus_exactly(
+    e2e: Any, stack_settings: Any
+) -> None:
     events = historical_events(3000, seed=1)
     await e2e.produce(events[:1500], batched=True)
     await e2e.produce(events[1500:], batched=False)  # single-event records work too
@@ -132,14 +133,18 @@ async def test_malformed_records_go_to_dead_letters_and_valid_events_flow(
     wrong_version = {**good[0], "v": 2, "event_id": "bad-version"}
     missing = {k: v for k, v in good[1].items() if k != "entity_id"}
     batch_with_bad = orjson.dumps({"batch": 1, "events": [missing, good[2]]})
-    await pipeline.produce_raw([b"not json at all", orjson.dumps(wrong_version),
-                                batch_with_bad, b"[1, 2, 3]"])
+    await pipeline.produce_raw(
+        [b"not json at all", orjson.dumps(wrong_version), batch_with_bad, b"[1, 2, 3]"]
+    )
     await pipeline.produce(good)
     await converge(pipeline, expected_won_by_rep(good))
 
-    consumer = AIOKafkaConsumer(pipeline.settings.topic_dead_letters,
-                                bootstrap_servers=pipeline.settings.kafka_bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        pipeline.settings.topic_dead_letters,
+        bootstrap_servers=pipeline.settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         batches = await consumer.getmany(timeout_ms=5000)

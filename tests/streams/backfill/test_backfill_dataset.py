@@ -65,16 +65,27 @@ def test_totals_match_published_figures(report: dict[str, Any]) -> None:
 def test_won_revenue_by_office(report: dict[str, Any]) -> None:
     by_office = report["kpis"]["by"]["office"]
     assert {o: v["won_revenue"] for o, v in by_office.items()} == {
-        "West": 3_568_647, "Central": 3_346_293, "East": 3_090_594}
+        "West": 3_568_647,
+        "Central": 3_346_293,
+        "East": 3_090_594,
+    }
     assert {o: v["deals_won"] for o, v in by_office.items()} == {
-        "Central": 1629, "East": 1171, "West": 1438}
+        "Central": 1629,
+        "East": 1171,
+        "West": 1438,
+    }
 
 
 def test_won_revenue_by_manager(report: dict[str, Any]) -> None:
     by_team = report["kpis"]["by"]["team"]
     assert {t: v["won_revenue"] for t, v in by_team.items()} == {
-        "Melvin Marxen": 2_251_930, "Summer Sewald": 1_964_750, "Rocco Neubert": 1_960_545,
-        "Celia Rouche": 1_603_897, "Cara Losch": 1_130_049, "Dustin Brinkmann": 1_094_363}
+        "Melvin Marxen": 2_251_930,
+        "Summer Sewald": 1_964_750,
+        "Rocco Neubert": 1_960_545,
+        "Celia Rouche": 1_603_897,
+        "Cara Losch": 1_130_049,
+        "Dustin Brinkmann": 1_094_363,
+    }
 
 
 def test_top_agent(report: dict[str, Any]) -> None:
@@ -89,8 +100,11 @@ def test_top_agent(report: dict[str, Any]) -> None:
 def test_won_revenue_by_close_quarter(report: dict[str, Any]) -> None:
     quarters = report["kpis"]["by_close_quarter"]
     assert {q: v["won_revenue"] for q, v in quarters.items()} == {
-        "2017-Q1": 1_134_672, "2017-Q2": 3_086_111, "2017-Q3": 2_982_255,
-        "2017-Q4": 2_802_496}
+        "2017-Q1": 1_134_672,
+        "2017-Q2": 3_086_111,
+        "2017-Q3": 2_982_255,
+        "2017-Q4": 2_802_496,
+    }
 
 
 def test_accounts_become_customers(report: dict[str, Any]) -> None:
@@ -117,24 +131,27 @@ def test_validate_reports_the_quirks_as_warnings(export: Export) -> None:
 
 def test_cli_validate(tmp_path: Path) -> None:
     out = tmp_path / "validate.json"
-    result = CliRunner().invoke(main, ["backfill", str(DATASET), "--mapping", str(MAPPING),
-                                       "--validate", "-o", str(out)])
+    result = CliRunner().invoke(
+        main, ["backfill", str(DATASET), "--mapping", str(MAPPING), "--validate", "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "WARNING sales_pipeline.csv: product: … is not a product of products.csv" in (
-        result.output)
+        result.output
+    )
     assert "values 'GTXPro' x1480" in result.output
-    assert "account_id: is blank (blank account, the deal has no account) x1425" in (
-        result.output)
+    assert "account_id: is blank (blank account, the deal has no account) x1425" in (result.output)
     assert "lines 3, 13, 20," in result.output
     assert json.loads(out.read_text())["input"]["warnings"] == 2905
-    strict = CliRunner().invoke(main, ["backfill", str(DATASET), "--mapping", str(MAPPING),
-                                       "--validate", "--strict"])
+    strict = CliRunner().invoke(
+        main, ["backfill", str(DATASET), "--mapping", str(MAPPING), "--validate", "--strict"]
+    )
     assert strict.exit_code == 1
 
 
 def test_cli_dry_run_prints_the_snapshot(tmp_path: Path, report: dict[str, Any]) -> None:
-    result = CliRunner().invoke(main, ["backfill", str(DATASET), "--mapping", str(MAPPING),
-                                       "--dry-run"])
+    result = CliRunner().invoke(
+        main, ["backfill", str(DATASET), "--mapping", str(MAPPING), "--dry-run"]
+    )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["mode"] == "dry-run"

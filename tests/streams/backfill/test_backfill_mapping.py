@@ -58,8 +58,11 @@ def t(spec: Any) -> Transform:
         ({"date": "%m/%d/%Y %I:%M %p"}, "3/1/2017 11:30 PM", "2017-03-01"),
         ("datetime", "2017-03-01T10:00:00Z", "2017-03-01T10:00:00+00:00"),
         ({"datetime": "%Y-%m-%d %H:%M"}, "2017-03-01 10:00", "2017-03-01T10:00:00+00:00"),
-        ({"datetime": {"formats": ["%Y-%m-%d %H:%M"], "timezone": "America/New_York"}},
-         "2017-03-01 10:00", "2017-03-01T10:00:00-05:00"),
+        (
+            {"datetime": {"formats": ["%Y-%m-%d %H:%M"], "timezone": "America/New_York"}},
+            "2017-03-01 10:00",
+            "2017-03-01T10:00:00-05:00",
+        ),
         ({"datetime": "epoch_ms"}, "1488362400000", "2017-03-01T10:00:00+00:00"),
         ("bool", "Yes", True),
         ("bool", "0", False),
@@ -116,32 +119,53 @@ BASE: dict[str, Any] = {
     "source": "test",
     "export_time": "2018-01-01T00:00:00Z",
     "lookups": {"teams": {"file": "teams.csv", "key": "agent"}},
-    "entities": [{
-        "files": "deals*.csv",
-        "entity": "deal",
-        "id": "id",
-        "occurred_at": {"column": ["closed", "engaged"], "transforms": ["date"]},
-        "version": "export_time",
-        "fields": {
-            "status": {"column": "stage", "transforms": [
-                "strip", "lower", {"map": {"won": "won", "lost": "lost", "engaging": "open"}}]},
-            "amount": {"column": "value", "transforms": ["number"],
-                       "checks": [{"rule": "required", "when": {"status": ["won"]}}]},
-            "currency": {"value": "USD"},
-            "team": {"lookup": "teams", "key": "agent", "take": "manager"},
-        },
-        "links": {
-            "owner": {"column": "agent", "checks": [
-                {"rule": "in_lookup", "lookup": "teams", "level": "warning"}]},
-            "account_id": {"column": "account", "transforms": ["strip"], "checks": [
-                {"rule": "required", "level": "warning", "message": "blank account"}]},
-        },
-        "milestones": {
-            "created_at": {"column": "engaged", "transforms": ["date"]},
-            "closed_at": {"column": "closed", "transforms": ["date"], "checks": [
-                {"rule": "required", "when": {"status": ["won", "lost"]}}]},
-        },
-    }],
+    "entities": [
+        {
+            "files": "deals*.csv",
+            "entity": "deal",
+            "id": "id",
+            "occurred_at": {"column": ["closed", "engaged"], "transforms": ["date"]},
+            "version": "export_time",
+            "fields": {
+                "status": {
+                    "column": "stage",
+                    "transforms": [
+                        "strip",
+                        "lower",
+                        {"map": {"won": "won", "lost": "lost", "engaging": "open"}},
+                    ],
+                },
+                "amount": {
+                    "column": "value",
+                    "transforms": ["number"],
+                    "checks": [{"rule": "required", "when": {"status": ["won"]}}],
+                },
+                "currency": {"value": "USD"},
+                "team": {"lookup": "teams", "key": "agent", "take": "manager"},
+            },
+            "links": {
+                "owner": {
+                    "column": "agent",
+                    "checks": [{"rule": "in_lookup", "lookup": "teams", "level": "warning"}],
+                },
+                "account_id": {
+                    "column": "account",
+                    "transforms": ["strip"],
+                    "checks": [
+                        {"rule": "required", "level": "warning", "message": "blank account"}
+                    ],
+                },
+            },
+            "milestones": {
+                "created_at": {"column": "engaged", "transforms": ["date"]},
+                "closed_at": {
+                    "column": "closed",
+                    "transforms": ["date"],
+                    "checks": [{"rule": "required", "when": {"status": ["won", "lost"]}}],
+                },
+            },
+        }
+    ],
 }
 
 
@@ -151,8 +175,15 @@ def mapping() -> Mapping:
 
 
 def _row(**values: str) -> dict[str, str]:
-    row = {"id": "D1", "agent": "Ann", "account": "Acme", "stage": "Won",
-           "engaged": "2017-01-02", "closed": "2017-03-01", "value": "1054"}
+    row = {
+        "id": "D1",
+        "agent": "Ann",
+        "account": "Acme",
+        "stage": "Won",
+        "engaged": "2017-01-02",
+        "closed": "2017-03-01",
+        "value": "1054",
+    }
     return {**row, **values}
 
 
@@ -160,9 +191,14 @@ def _map(mapping: Mapping, row: dict[str, str], lookups: Any = None):
     from streams.backfill.mapping import Lookup, LookupTable
 
     if lookups is None:
-        lookups = {"teams": LookupTable("teams", Lookup(file="teams.csv", key="agent"),
-                                        {"Ann": {"agent": "Ann", "manager": "Mel"}},
-                                        "teams.csv")}
+        lookups = {
+            "teams": LookupTable(
+                "teams",
+                Lookup(file="teams.csv", key="agent"),
+                {"Ann": {"agent": "Ann", "manager": "Mel"}},
+                "teams.csv",
+            )
+        }
     return map_row(mapping.entities[0], mapping, lookups, row, "deals.csv", 7)
 
 
@@ -176,8 +212,15 @@ def test_row_to_canonical_event(mapping: Mapping) -> None:
     assert event["occurred_at"] == "2017-03-01T00:00:00Z"
     assert event["version"] == 1514764800000  # the export time, in ms
     assert event["fields"] == {
-        "status": "won", "amount": 1054, "currency": "USD", "team": "Mel", "owner": "Ann",
-        "account_id": "Acme", "created_at": "2017-01-02", "closed_at": "2017-03-01"}
+        "status": "won",
+        "amount": 1054,
+        "currency": "USD",
+        "team": "Mel",
+        "owner": "Ann",
+        "account_id": "Acme",
+        "created_at": "2017-01-02",
+        "closed_at": "2017-03-01",
+    }
     assert event["event_id"].startswith("backfill:deals.csv:D1:")
 
 
@@ -203,7 +246,9 @@ def test_blank_values_are_none_and_warnings_keep_the_row(mapping: Mapping) -> No
     assert event["fields"]["account_id"] is None
     assert event["fields"]["team"] is None  # Zed is in no team
     assert [(i.level, i.line, i.field) for i in issues] == [
-        ("warning", 7, "owner"), ("warning", 7, "account_id")]
+        ("warning", 7, "owner"),
+        ("warning", 7, "account_id"),
+    ]
     assert "blank account" in issues[1].message
     assert "'Zed' is not a agent of teams.csv" in issues[0].message
 
@@ -220,8 +265,9 @@ def test_blank_values_are_none_and_warnings_keep_the_row(mapping: Mapping) -> No
         ({"id": "a|b"}, "id", "contains '|'"),
     ],
 )
-def test_row_errors_drop_the_row(mapping: Mapping, row: dict[str, str], field: str,
-                                 message: str) -> None:
+def test_row_errors_drop_the_row(
+    mapping: Mapping, row: dict[str, str], field: str, message: str
+) -> None:
     event, issues = _map(mapping, _row(**row))
     assert event is None
     errors = [i for i in issues if i.level == "error"]
@@ -253,7 +299,9 @@ def test_version_options() -> None:
 def test_change_from_a_column() -> None:
     data = json.loads(json.dumps(BASE))
     data["entities"][0]["change"] = {
-        "column": "deleted", "transforms": ["bool", {"map": {"true": "delete", "false": "update"}}]}
+        "column": "deleted",
+        "transforms": ["bool", {"map": {"true": "delete", "false": "update"}}],
+    }
     event, _ = _map(Mapping.model_validate(data), _row(deleted="yes"))
     assert event is not None and event["change"] == "delete"
 
@@ -291,7 +339,10 @@ def test_shipped_mappings_load(path: Path) -> None:
 
 def test_three_mappings_are_shipped() -> None:
     assert {p.stem for p in MAPPINGS.glob("*.yaml")} >= {
-        "crm-sales-opportunities", "hubspot-deals-export", "salesforce-opportunities-report"}
+        "crm-sales-opportunities",
+        "hubspot-deals-export",
+        "salesforce-opportunities-report",
+    }
 
 
 # --- readers -------------------------------------------------------------------------------
@@ -301,7 +352,12 @@ def test_csv_line_numbers_follow_physical_lines() -> None:
     text = 'id,note\n1,plain\n\n2,"two\nlines"\n3,"x"\n4\n5,a,b\n'
     rows = list(iter_csv(io.StringIO(text), file="f.csv"))
     assert [(r.line, r.values["id"]) for r in rows] == [
-        (2, "1"), (4, "2"), (6, "3"), (7, "4"), (8, "5")]
+        (2, "1"),
+        (4, "2"),
+        (6, "3"),
+        (7, "4"),
+        (8, "5"),
+    ]
     assert rows[1].values["note"] == "two\nlines"
     assert rows[3].values["note"] == ""  # short row padded
     assert rows[4].values["__extra__"] == ["b"]
@@ -311,10 +367,11 @@ def test_jsonl_rows_are_flattened_with_line_numbers() -> None:
     text = '{"id": "1", "properties": {"amount": "10", "stage": {"label": "Won"}}}\n\n[1]\n{bad\n'
     rows = list(iter_jsonl(io.StringIO(text), "d.jsonl"))
     assert rows[0].line == 1
-    assert rows[0].values == {"id": "1", "properties.amount": "10",
-                              "properties.stage.label": "Won"}
+    assert rows[0].values == {"id": "1", "properties.amount": "10", "properties.stage.label": "Won"}
     assert [(r.line, r.values["__error__"][:8]) for r in rows[1:]] == [
-        (3, "not a JS"), (4, "not JSON")]
+        (3, "not a JS"),
+        (4, "not JSON"),
+    ]
 
 
 def test_compact_lines() -> None:
@@ -332,17 +389,23 @@ def _write(folder: Path, name: str, text: str) -> None:
 @pytest.fixture
 def export_dir(tmp_path: Path) -> Path:
     _write(tmp_path, "teams.csv", "agent,manager\nAnn,Mel\nBob,Mel\n")
-    _write(tmp_path, "deals-1.csv",
-           "id,agent,account,stage,engaged,closed,value\n"
-           "D1,Ann,Acme,Won,2017-01-02,2017-03-01,1000\n"
-           "D2,Bob,,Lost,2017-01-05,2017-03-02,0\n"
-           "D3,Ann,Acme,Engaging,2017-02-01,,\n")
-    _write(tmp_path, "deals-2.csv",
-           "id,agent,account,stage,engaged,closed,value\n"
-           "D4,Bob,Beta,Won,2017-02-01,2017-04-11,500\n"
-           "D1,Ann,Acme,Won,2017-01-02,2017-03-01,1000\n"
-           "D5,Ann,Acme,Won,2017-02-01,,7\n"
-           "D4,Bob,Beta,Won,2017-02-01,2017-04-11,900\n")
+    _write(
+        tmp_path,
+        "deals-1.csv",
+        "id,agent,account,stage,engaged,closed,value\n"
+        "D1,Ann,Acme,Won,2017-01-02,2017-03-01,1000\n"
+        "D2,Bob,,Lost,2017-01-05,2017-03-02,0\n"
+        "D3,Ann,Acme,Engaging,2017-02-01,,\n",
+    )
+    _write(
+        tmp_path,
+        "deals-2.csv",
+        "id,agent,account,stage,engaged,closed,value\n"
+        "D4,Bob,Beta,Won,2017-02-01,2017-04-11,500\n"
+        "D1,Ann,Acme,Won,2017-01-02,2017-03-01,1000\n"
+        "D5,Ann,Acme,Won,2017-02-01,,7\n"
+        "D4,Bob,Beta,Won,2017-02-01,2017-04-11,900\n",
+    )
     _write(tmp_path, "notes.txt", "not part of the export\n")
     return tmp_path
 
@@ -352,9 +415,14 @@ def test_export_folder_loads_all_files_in_order(export_dir: Path, mapping: Mappi
     assert [p.name for _, p in export.files] == ["deals-1.csv", "deals-2.csv"]
     items = list(export.items())
     assert [(i.file, i.line, i.event is not None) for i in items] == [
-        ("deals-1.csv", 2, True), ("deals-1.csv", 3, True), ("deals-1.csv", 4, True),
-        ("deals-2.csv", 2, True), ("deals-2.csv", 3, False), ("deals-2.csv", 4, False),
-        ("deals-2.csv", 5, False)]
+        ("deals-1.csv", 2, True),
+        ("deals-1.csv", 3, True),
+        ("deals-1.csv", 4, True),
+        ("deals-2.csv", 2, True),
+        ("deals-2.csv", 3, False),
+        ("deals-2.csv", 4, False),
+        ("deals-2.csv", 5, False),
+    ]
     assert items[4].duplicate and "duplicate of line 2" in items[4].issues[0].message
     assert items[5].invalid and items[5].issues[0].field == "closed_at"
     assert items[6].invalid and "same version" in items[6].issues[0].message
@@ -409,14 +477,17 @@ def test_dry_run_is_idempotent_on_the_engine(export_dir: Path, mapping: Mapping)
 
 def test_hubspot_mapping(tmp_path: Path) -> None:
     _write(tmp_path, "owners.csv", "owner,team,office\nann lee,EMEA,London\n")
-    _write(tmp_path, "deals-2023.csv",
-           "Record ID,Deal Name,Deal Stage,Close Date,Deal owner,Amount,Create Date,Pipeline,"
-           "Last Modified Date,Associated Company IDs,Currency,Original Source Type\n"
-           "101,Big,Closed Won,2023-05-17 14:03,Ann Lee,\"12,500.50\",2023-04-01 09:00,"
-           "Sales Pipeline,2023-05-18 10:00,9001;9002,EUR,Organic Search\n"
-           "102,Small,Contract Sent,2023-07-01 00:00,Ann Lee,300,2023-05-01 09:00,"
-           "Sales Pipeline,2023-06-01 10:00,,,\n"
-           ",,,,,,,,,,,\n")
+    _write(
+        tmp_path,
+        "deals-2023.csv",
+        "Record ID,Deal Name,Deal Stage,Close Date,Deal owner,Amount,Create Date,Pipeline,"
+        "Last Modified Date,Associated Company IDs,Currency,Original Source Type\n"
+        '101,Big,Closed Won,2023-05-17 14:03,Ann Lee,"12,500.50",2023-04-01 09:00,'
+        "Sales Pipeline,2023-05-18 10:00,9001;9002,EUR,Organic Search\n"
+        "102,Small,Contract Sent,2023-07-01 00:00,Ann Lee,300,2023-05-01 09:00,"
+        "Sales Pipeline,2023-06-01 10:00,,,\n"
+        ",,,,,,,,,,,\n",
+    )
     export = Export.open(tmp_path, Mapping.load(MAPPINGS / "hubspot-deals-export.yaml"))
     items = list(export.items())
     assert [i.issues for i in items] == [[], [], []]
@@ -439,18 +510,21 @@ def test_hubspot_mapping(tmp_path: Path) -> None:
 
 
 def test_salesforce_mapping(tmp_path: Path) -> None:
-    _write(tmp_path, "opportunities.csv",
-           "\ufeffOpportunity ID,Opportunity Name,Account ID,Opportunity Owner,Owner Role,Stage,"
-           "Amount,Amount Currency,Probability (%),Created Date,Close Date,Lead Source,Type,"
-           "Last Modified Date\n"
-           "0065g00000AbCdEAAV,Deal A,0015g00000XyZ1AAK,Jane Roe,West Sales,Closed Won,"
-           "\"1,250.00\",USD,100,1/15/2023,3/31/2023,Web,New Business,3/31/2023\n"
-           "0065g00000AbCdFAAV,Deal B,,Jane Roe,West Sales,Proposal/Price Quote,"
-           "800,USD,35,2/1/2023,6/30/2023,Partner,New Business,4/2/2023\n"
-           "\n"
-           '"Opportunities Report"\n'
-           '"Copyright (c) 2000-2023 salesforce.com, inc. All rights reserved."\n'
-           '"Confidential Information - Do Not Distribute"\n')
+    _write(
+        tmp_path,
+        "opportunities.csv",
+        "\ufeffOpportunity ID,Opportunity Name,Account ID,Opportunity Owner,Owner Role,Stage,"
+        "Amount,Amount Currency,Probability (%),Created Date,Close Date,Lead Source,Type,"
+        "Last Modified Date\n"
+        "0065g00000AbCdEAAV,Deal A,0015g00000XyZ1AAK,Jane Roe,West Sales,Closed Won,"
+        '"1,250.00",USD,100,1/15/2023,3/31/2023,Web,New Business,3/31/2023\n'
+        "0065g00000AbCdFAAV,Deal B,,Jane Roe,West Sales,Proposal/Price Quote,"
+        "800,USD,35,2/1/2023,6/30/2023,Partner,New Business,4/2/2023\n"
+        "\n"
+        '"Opportunities Report"\n'
+        '"Copyright (c) 2000-2023 salesforce.com, inc. All rights reserved."\n'
+        '"Confidential Information - Do Not Distribute"\n',
+    )
     export = Export.open(tmp_path, Mapping.load(MAPPINGS / "salesforce-opportunities-report.yaml"))
     report = validate(export)
     assert report["ok"] and report["input"]["events"] == 2

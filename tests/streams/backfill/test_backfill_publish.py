@@ -69,13 +69,26 @@ def test_records_stay_below_the_message_size() -> None:
     assert sorted(e["entity_id"] for e in decoded) == sorted(e["entity_id"] for e in events)
     for partition, value in records:
         assert {partition_for(f"deal:{e['entity_id']}", 4) for e in decode_record(value)} == {
-            partition}
+            partition
+        }
 
 
 def test_summary_text() -> None:
-    result = PublishResult("t", 4, "tid", "/cp.json", 8885, 4500, events_sent=4385, chunks=9,
-                           records=36, bytes=1_200_000, elapsed_s=2.0,
-                           resumed_from_source="kafka", complete=True)
+    result = PublishResult(
+        "t",
+        4,
+        "tid",
+        "/cp.json",
+        8885,
+        4500,
+        events_sent=4385,
+        chunks=9,
+        records=36,
+        bytes=1_200_000,
+        elapsed_s=2.0,
+        resumed_from_source="kafka",
+        complete=True,
+    )
     text = format_summary(result)
     assert "published 4385 events in 9 transactions" in text
     assert "resumed after 4500 events already on the topic (checkpoint from kafka)" in text
@@ -92,30 +105,46 @@ def _settings(stack_settings: Settings, tmp_path: Path, **extra: Any) -> Setting
 
 def _env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SALESPULSE_")}
-    env.update({
-        "SALESPULSE_HOST": settings.host,
-        "SALESPULSE_KAFKA_PORT": str(settings.kafka_port),
-        "SALESPULSE_KAFKA_BROKERS": settings.kafka_brokers,
-        "SALESPULSE_TOPIC_EVENTS": settings.topic_events,
-        "SALESPULSE_PARTITIONS": str(settings.partitions),
-        "SALESPULSE_HOME": str(settings.home),
-        "SALESPULSE_APP_ID": settings.app_id,
-    })
+    env.update(
+        {
+            "SALESPULSE_HOST": settings.host,
+            "SALESPULSE_KAFKA_PORT": str(settings.kafka_port),
+            "SALESPULSE_KAFKA_BROKERS": settings.kafka_brokers,
+            "SALESPULSE_TOPIC_EVENTS": settings.topic_events,
+            "SALESPULSE_PARTITIONS": str(settings.partitions),
+            "SALESPULSE_HOME": str(settings.home),
+            "SALESPULSE_APP_ID": settings.app_id,
+        }
+    )
     return env
 
 
 def _backfill(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [str(Path(sys.executable).with_name("salespulse")), "backfill", str(DATASET),
-           "--mapping", str(MAPPING), "--chunk-size", "500", "--no-progress", *args]
-    return subprocess.run(cmd, env=_env(settings), capture_output=True, text=True, timeout=120,
-                          cwd=REPO)
+    cmd = [
+        str(Path(sys.executable).with_name("salespulse")),
+        "backfill",
+        str(DATASET),
+        "--mapping",
+        str(MAPPING),
+        "--chunk-size",
+        "500",
+        "--no-progress",
+        *args,
+    ]
+    return subprocess.run(
+        cmd, env=_env(settings), capture_output=True, text=True, timeout=120, cwd=REPO
+    )
 
 
-async def read_topic(settings: Settings, isolation: str = "read_committed"
-                     ) -> list[tuple[int, dict[str, Any]]]:
+async def read_topic(
+    settings: Settings, isolation: str = "read_committed"
+) -> list[tuple[int, dict[str, Any]]]:
     """Every event on the topic as (partition, event), up to the current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                                enable_auto_commit=False, isolation_level=isolation)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        isolation_level=isolation,
+    )
     await consumer.start()
     try:
         parts = [TopicPartition(settings.topic_events, p) for p in range(settings.partitions)]
@@ -144,8 +173,9 @@ def _checkpoint(settings: Settings) -> dict[str, Any]:
 
 @services
 @needs_dataset
-async def test_interrupted_publish_resumes_exactly_once(stack_settings: Settings,
-                                                        tmp_path: Path) -> None:
+async def test_interrupted_publish_resumes_exactly_once(
+    stack_settings: Settings, tmp_path: Path
+) -> None:
     settings = _settings(stack_settings, tmp_path)
     expected = list(Export.open(DATASET, Mapping.load(MAPPING)).events())
     assert len(expected) == 8885
@@ -183,8 +213,9 @@ async def test_interrupted_publish_resumes_exactly_once(stack_settings: Settings
     assert sorted(e["event_id"] for _, e in committed) == sorted(e["event_id"] for e in expected)
     assert {e["event_id"]: e for _, e in committed} == {e["event_id"]: e for e in expected}
     for partition, event in committed:  # batch records went to the entity's partition
-        assert partition == partition_for(f"{event['entity']}:{event['entity_id']}",
-                                          settings.partitions)
+        assert partition == partition_for(
+            f"{event['entity']}:{event['entity_id']}", settings.partitions
+        )
     # The aborted chunk 4 is physically in the log, invisible to read_committed readers.
     everything = await read_topic(settings, "read_uncommitted")
     assert len(everything) == 8885 + 500
@@ -195,18 +226,23 @@ def _small_export(folder: Path, deals: int = 120) -> Export:
     (folder / "products.csv").write_text("product,series,sales_price\nGTX Basic,GTX,550\n")
     (folder / "accounts.csv").write_text(
         "account,sector,year_established,revenue,employees,office_location,subsidiary_of\n"
-        "Acme,retail,1990,1.5,10,United States,\n")
-    rows = [f"D{i:04d},Ann,GTX Basic,Acme,Won,2017-01-02,2017-03-{1 + i % 28:02d},{100 + i}"
-            for i in range(deals)]
+        "Acme,retail,1990,1.5,10,United States,\n"
+    )
+    rows = [
+        f"D{i:04d},Ann,GTX Basic,Acme,Won,2017-01-02,2017-03-{1 + i % 28:02d},{100 + i}"
+        for i in range(deals)
+    ]
     (folder / "sales_pipeline.csv").write_text(
         "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,"
-        "close_value\n" + "\n".join(rows) + "\n")
+        "close_value\n" + "\n".join(rows) + "\n"
+    )
     return Export.open(folder, Mapping.load(MAPPING))
 
 
 @services
-async def test_failed_chunk_is_aborted_and_resumed_in_process(stack_settings: Settings,
-                                                              tmp_path: Path) -> None:
+async def test_failed_chunk_is_aborted_and_resumed_in_process(
+    stack_settings: Settings, tmp_path: Path
+) -> None:
     settings = _settings(stack_settings, tmp_path / "home")
     (tmp_path / "export").mkdir()
     export = _small_export(tmp_path / "export")
@@ -218,13 +254,13 @@ async def test_failed_chunk_is_aborted_and_resumed_in_process(stack_settings: Se
             raise RuntimeError("simulated failure")
 
     with pytest.raises(RuntimeError, match="simulated"):
-        await publish(export, settings, events_total=total, chunk_size=25, on_chunk=fail,
-                      progress=False)
+        await publish(
+            export, settings, events_total=total, chunk_size=25, on_chunk=fail, progress=False
+        )
     assert len(await read_topic(settings)) == 50  # chunk 3 was aborted, not left open
     assert len(await read_topic(settings, "read_uncommitted")) == 75
 
-    result = await publish(export, settings, events_total=total, chunk_size=25,
-                           progress=False)
+    result = await publish(export, settings, events_total=total, chunk_size=25, progress=False)
     assert (result.resumed_from, result.events_sent, result.complete) == (50, 71, True)
     events = await read_topic(settings)
     assert len(events) == total
@@ -233,15 +269,17 @@ async def test_failed_chunk_is_aborted_and_resumed_in_process(stack_settings: Se
     again = await publish(export, settings, events_total=total, chunk_size=25, progress=False)
     assert again.events_sent == 0 and again.resumed_from == total
     # --restart publishes the whole export again, on purpose
-    restarted = await publish(export, settings, events_total=total, chunk_size=25,
-                              restart=True, progress=False)
+    restarted = await publish(
+        export, settings, events_total=total, chunk_size=25, restart=True, progress=False
+    )
     assert restarted.events_sent == total
     assert len(await read_topic(settings)) == 2 * total
 
 
 @services
-async def test_topic_with_other_partition_count_is_refused(stack_settings: Settings,
-                                                           tmp_path: Path) -> None:
+async def test_topic_with_other_partition_count_is_refused(
+    stack_settings: Settings, tmp_path: Path
+) -> None:
     from salespulse.stack.topics import ensure_topics
 
     settings = _settings(stack_settings, tmp_path)
