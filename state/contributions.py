@@ -36,7 +36,7 @@ def _dims(f: dict[str, Any], kind: str = "") -> tuple[str, str, str, str, str, s
         _s(f.get("office")),
         _s(f.get("product")),
         _s(f.get("source")),
-        kind,
+        _s(kind),
     )
 
 

@@ -127,8 +127,13 @@ class Text:
 
 def unit_format(unit: str) -> str:
     """Value format for a KPI unit (state.kpis units; days are exported in seconds)."""
-    return {"ratio": "percent", "currency": "money", "currency_per_day": "money",
-            "days": "duration", "count": "integer"}[unit]
+    return {
+        "ratio": "percent",
+        "currency": "money",
+        "currency_per_day": "money",
+        "days": "duration",
+        "count": "integer",
+    }[unit]
 
 
 def who(scope: str) -> tuple[Part, ...]:

@@ -39,11 +39,12 @@ def generated_files(targets_path: Path) -> dict[str, str]:
     files[RULES_FILE] = rules_file(targets)
     files.update({f"{RULE_TESTS_DIR}/{n}": t for n, t in tests_files(targets).items()})
     files[f"{K8S_DIR}/prometheusrule.yaml"] = yaml_file(
-        [prometheus_rule(rule_groups(targets))], k8s_header)
+        [prometheus_rule(rule_groups(targets))], k8s_header
+    )
     files[f"{K8S_DIR}/grafana-dashboards.yaml"] = yaml_file(
-        dashboard_configmaps(boards), k8s_header)
-    files[f"{K8S_DIR}/targets-configmap.yaml"] = yaml_file(
-        [targets_configmap(text)], k8s_header)
+        dashboard_configmaps(boards), k8s_header
+    )
+    files[f"{K8S_DIR}/targets-configmap.yaml"] = yaml_file([targets_configmap(text)], k8s_header)
     return dict(sorted(files.items()))
 
 
@@ -74,22 +75,35 @@ def write_all(out: Path, targets_path: Path) -> list[str]:
 
 
 @click.command("generate")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=REPO,
-              show_default=True, help="Repository root to write into.")
-@click.option("--targets", "targets_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_TARGETS, show_default=True, envvar="SALESPULSE_TARGETS",
-              help="The targets and thresholds file.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=REPO,
+    show_default=True,
+    help="Repository root to write into.",
+)
+@click.option(
+    "--targets",
+    "targets_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_TARGETS,
+    show_default=True,
+    envvar="SALESPULSE_TARGETS",
+    help="The targets and thresholds file.",
+)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is out of date.")
 def generate_command(out: Path, targets_path: Path, check: bool) -> None:
     """Write dashboards, rules, rule tests and Kubernetes objects from KPIs and targets."""
     if check:
-        stale = [rel for rel, text in generated_files(targets_path).items()
-                 if not (out / rel).exists() or (out / rel).read_text() != text]
+        stale = [
+            rel
+            for rel, text in generated_files(targets_path).items()
+            if not (out / rel).exists() or (out / rel).read_text() != text
+        ]
         if stale:
-            raise click.ClickException("out of date (run salespulse generate): "
-                                       + ", ".join(stale))
+            raise click.ClickException("out of date (run salespulse generate): " + ", ".join(stale))
         click.echo("generated files are up to date")
         return
     changed = write_all(out, targets_path)
-    click.echo(f"{len(changed)} file(s) updated" + (": " + ", ".join(changed) if changed
-                                                    else ""))
+    click.echo(f"{len(changed)} file(s) updated" + (": " + ", ".join(changed) if changed else ""))

@@ -8,6 +8,7 @@ file, so every board treats a KPI the same way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +32,17 @@ from state.kpis import KPI_BY_NAME
 
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 Step = tuple[float | None, str]
-GRAFANA_CURRENCY = {"USD": "currencyUSD", "EUR": "currencyEUR", "GBP": "currencyGBP",
-                    "JPY": "currencyJPY", "CHF": "currencyCHF", "CAD": "currencyCAD",
-                    "AUD": "currencyAUD", "SEK": "currencySEK", "INR": "currencyINR"}
+GRAFANA_CURRENCY = {
+    "USD": "currencyUSD",
+    "EUR": "currencyEUR",
+    "GBP": "currencyGBP",
+    "JPY": "currencyJPY",
+    "CHF": "currencyCHF",
+    "CAD": "currencyCAD",
+    "AUD": "currencyAUD",
+    "SEK": "currencySEK",
+    "INR": "currencyINR",
+}
 
 
 @dataclass(frozen=True)
@@ -63,16 +72,23 @@ class PanelSpec:
     @property
     def description(self) -> str:
         """KPI definitions (from state/kpis.py), then how this panel derives its value."""
-        parts = [f"{k.title}: {k.definition} Counted: {k.counts}"
-                 for k in (KPI_BY_NAME[n] for n in self.kpis)]
+        parts = [
+            f"{k.title}: {k.definition} Counted: {k.counts}"
+            for k in (KPI_BY_NAME[n] for n in self.kpis)
+        ]
         return " ".join(parts + ([self.text] if self.text else []))
 
 
 def unit_for(kpi_unit: str, currency: str) -> str:
     """The Grafana unit of a KPI's metric (days are exported in seconds)."""
     money = GRAFANA_CURRENCY.get(currency, f"suffix: {currency}")
-    return {"currency": money, "currency_per_day": money, "ratio": "percentunit",
-            "count": "short", "days": "s"}[kpi_unit]
+    return {
+        "currency": money,
+        "currency_per_day": money,
+        "ratio": "percentunit",
+        "count": "short",
+        "days": "s",
+    }[kpi_unit]
 
 
 def kpi_expr(name: str, period: str, scope: str, **match: str) -> str:
@@ -118,28 +134,53 @@ def kpi_steps(targets: Targets, name: str, period: str, scope: str) -> tuple[Ste
     alert = targets.kpi_alert(name, period)
     goal = targets.goal(name, period)
     scale = kpi.metric_scale  # targets are in the KPI's unit, the metric in base units
-    return goal_steps(targets.lower_is_better(name),
-                      alert.threshold * scale if alert else None,
-                      goal * scale if goal is not None else None)
+    return goal_steps(
+        targets.lower_is_better(name),
+        alert.threshold * scale if alert else None,
+        goal * scale if goal is not None else None,
+    )
 
 
-def kpi_panel(targets: Targets, title: str, name: str, period: str, scope: str,
-              viz: str = "stat", text: str = "", width: int = 4, **match: str) -> PanelSpec:
+def kpi_panel(
+    targets: Targets,
+    title: str,
+    name: str,
+    period: str,
+    scope: str,
+    viz: str = "stat",
+    text: str = "",
+    width: int = 4,
+    match: Mapping[str, str] | None = None,
+) -> PanelSpec:
     """A panel showing one KPI for one period and scope."""
     kpi = KPI_BY_NAME[name]
+    match = dict(match or {})
     shown = kpi_period(kpi, period)
     note = f"Period: {shown} (current, business timezone). {text}".strip()
-    legend = "{{rep}}" if scope == "rep" and "rep" not in match else (
-        "{{team}}" if scope == "team" and "team" not in match else kpi.title)
-    return PanelSpec(title, viz, (Query(kpi_expr(name, period, scope, **match), legend),),
-                     unit_for(kpi.unit, targets.reporting_currency), (name,), note,
-                     kpi_steps(targets, name, period, scope), width)
+    legend = (
+        "{{rep}}"
+        if scope == "rep" and "rep" not in match
+        else ("{{team}}" if scope == "team" and "team" not in match else kpi.title)
+    )
+    return PanelSpec(
+        title,
+        viz,
+        (Query(kpi_expr(name, period, scope, **match), legend),),
+        unit_for(kpi.unit, targets.reporting_currency),
+        (name,),
+        note,
+        kpi_steps(targets, name, period, scope),
+        width,
+    )
 
 
 def _thresholds(steps: tuple[Step, ...]) -> db.ThresholdsConfig:
     steps = steps or ((None, "blue"),)
-    return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(
-        [dm.Threshold(value=v, color=c) for v, c in steps])
+    return (
+        db.ThresholdsConfig()
+        .mode(dm.ThresholdsMode.ABSOLUTE)
+        .steps([dm.Threshold(value=v, color=c) for v, c in steps])
+    )
 
 
 def _target(query: Query, ref: str, table_format: bool) -> prometheus.Dataquery:
@@ -164,30 +205,60 @@ def build_panel(spec: PanelSpec, panel_id: int) -> Any:
     elif viz == "gauge":
         p = gauge.Panel().reduce_options(_reduce()).min(0).show_threshold_markers(True)
     elif viz == "bargauge":
-        p = bargauge.Panel().reduce_options(_reduce()).orientation(
-            common.VizOrientation.HORIZONTAL).display_mode(common.BarGaugeDisplayMode.GRADIENT)
+        p = (
+            bargauge.Panel()
+            .reduce_options(_reduce())
+            .orientation(common.VizOrientation.HORIZONTAL)
+            .display_mode(common.BarGaugeDisplayMode.GRADIENT)
+        )
     elif viz == "timeseries":
-        p = timeseries.Panel().fill_opacity(10).thresholds_style(
-            cb.GraphThresholdsStyleConfig().mode(
-                common.GraphThresholdsStyleMode.DASHED if spec.steps
-                else common.GraphThresholdsStyleMode.OFF))
+        p = (
+            timeseries.Panel()
+            .fill_opacity(10)
+            .thresholds_style(
+                cb.GraphThresholdsStyleConfig().mode(
+                    common.GraphThresholdsStyleMode.DASHED
+                    if spec.steps
+                    else common.GraphThresholdsStyleMode.OFF
+                )
+            )
+        )
     elif viz == "table":
-        p = table.Panel().with_transformation(dm.DataTransformerConfig(id_val="merge",
-                                                                       options={}))
-        p = p.with_transformation(dm.DataTransformerConfig(id_val="organize", options={
-            "excludeByName": {"Time": True, "job": True, "instance": True, "__name__": True,
-                              "period": True, "scope": True, "office": True},
-            "renameByName": {f"Value #{chr(65 + i)}": q.name
-                             for i, q in enumerate(spec.queries)}}))
-        p = p.sort_by([cb.TableSortByFieldState().display_name(spec.queries[0].name)
-                       .desc(True)])
+        p = table.Panel().with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
+        p = p.with_transformation(
+            dm.DataTransformerConfig(
+                id_val="organize",
+                options={
+                    "excludeByName": {
+                        "Time": True,
+                        "job": True,
+                        "instance": True,
+                        "__name__": True,
+                        "period": True,
+                        "scope": True,
+                        "office": True,
+                    },
+                    "renameByName": {
+                        f"Value #{chr(65 + i)}": q.name for i, q in enumerate(spec.queries)
+                    },
+                },
+            )
+        )
+        p = p.sort_by([cb.TableSortByFieldState().display_name(spec.queries[0].name).desc(True)])
         for column, unit in spec.column_units:
             p = p.override_by_name(column, [dm.DynamicConfigValue(id_val="unit", value=unit)])
     else:
         raise ValueError(f"unknown visualisation {viz!r}")
-    p = (p.id(panel_id).title(spec.title).description(spec.description).datasource(DATASOURCE)
-         .unit(spec.unit).thresholds(_thresholds(spec.steps)).span(spec.width)
-         .height(spec.height))
+    p = (
+        p.id(panel_id)
+        .title(spec.title)
+        .description(spec.description)
+        .datasource(DATASOURCE)
+        .unit(spec.unit)
+        .thresholds(_thresholds(spec.steps))
+        .span(spec.width)
+        .height(spec.height)
+    )
     for i, query in enumerate(spec.queries):
         p = p.with_target(_target(query, chr(65 + i), viz == "table"))
     return p

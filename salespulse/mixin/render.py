@@ -42,8 +42,7 @@ def dump_yaml(data: Any) -> str:
 def yaml_file(data: Any, header: str = GENERATED) -> str:
     """A YAML document with a ``# header`` comment, optionally several documents."""
     comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-    if isinstance(data, list) and data and all(isinstance(d, dict) and "kind" in d
-                                               for d in data):
+    if isinstance(data, list) and data and all(isinstance(d, dict) and "kind" in d for d in data):
         return comment + "---\n".join(dump_yaml(d) for d in data)
     return comment + dump_yaml(data)
 

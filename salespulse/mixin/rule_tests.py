@@ -46,11 +46,22 @@ def steady(value: float, until_min: int, step: int) -> str:
     return f"{number(value)}x{until_min // step + 2}"
 
 
-def case(name: str, step: int, inputs: list[dict[str, str]], alert: str, at_min: int,
-         expected: list[dict[str, Any]]) -> Case:
-    return {"name": name, "interval": f"{step}m", "input_series": inputs,
-            "alert_rule_test": [{"eval_time": f"{at_min}m", "alertname": alert,
-                                 "exp_alerts": expected}]}
+def case(
+    name: str,
+    step: int,
+    inputs: list[dict[str, str]],
+    alert: str,
+    at_min: int,
+    expected: list[dict[str, Any]],
+) -> Case:
+    return {
+        "name": name,
+        "interval": f"{step}m",
+        "input_series": inputs,
+        "alert_rule_test": [
+            {"eval_time": f"{at_min}m", "alertname": alert, "exp_alerts": expected}
+        ],
+    }
 
 
 def _labels(labels: dict[str, str]) -> dict[str, str]:
@@ -65,8 +76,12 @@ def _sides(below: bool, threshold: float) -> tuple[float, float]:
 
 
 def _scope_labels(scope: str) -> dict[str, str]:
-    return {"total": {}, "office": {"office": "Berlin"}, "team": {"team": "East"},
-            "rep": dict(REP)}[scope]
+    return {
+        "total": {},
+        "office": {"office": "Berlin"},
+        "team": {"team": "East"},
+        "rep": dict(REP),
+    }[scope]
 
 
 def kpi_cases(alert: KpiAlert, rule: AlertRule) -> list[Case]:
@@ -87,23 +102,48 @@ def kpi_cases(alert: KpiAlert, rule: AlertRule) -> list[Case]:
     other_scope = "team" if alert.scope == "total" and "team" in kpi.dimensions else "total"
     decoys = inputs({**main, "period": other_period}, steady(fire, at, step))
     if other_scope != alert.scope:
-        decoys += inputs({"period": period, "scope": other_scope,
-                          **_scope_labels(other_scope)}, steady(fire, at, step))
+        decoys += inputs(
+            {"period": period, "scope": other_scope, **_scope_labels(other_scope)},
+            steady(fire, at, step),
+        )
     late = minutes(alert.for_) - 10
     cases = [
-        case(f"{rule.name}: fires past the threshold for {alert.for_}", step,
-             inputs(main, steady(fire, at, step)) + decoys, rule.name, at,
-             [rule.expected(fire, _labels(main))]),
-        case(f"{rule.name}: quiet on the good side of the threshold", step,
-             inputs(main, steady(quiet, at, step)), rule.name, at, []),
-        case(f"{rule.name}: quiet when past the threshold for less than {alert.for_}", step,
-             inputs(main, f"{number(quiet)}x{(at - late) // step} {steady(fire, late, step)}"),
-             rule.name, at, []),
+        case(
+            f"{rule.name}: fires past the threshold for {alert.for_}",
+            step,
+            inputs(main, steady(fire, at, step)) + decoys,
+            rule.name,
+            at,
+            [rule.expected(fire, _labels(main))],
+        ),
+        case(
+            f"{rule.name}: quiet on the good side of the threshold",
+            step,
+            inputs(main, steady(quiet, at, step)),
+            rule.name,
+            at,
+            [],
+        ),
+        case(
+            f"{rule.name}: quiet when past the threshold for less than {alert.for_}",
+            step,
+            inputs(main, f"{number(quiet)}x{(at - late) // step} {steady(fire, late, step)}"),
+            rule.name,
+            at,
+            [],
+        ),
     ]
     if alert.sample:
-        cases.append(case(f"{rule.name}: quiet below the sample size", step,
-                          inputs(main, steady(fire, at, step), alert.sample.at_least - 1),
-                          rule.name, at, []))
+        cases.append(
+            case(
+                f"{rule.name}: quiet below the sample size",
+                step,
+                inputs(main, steady(fire, at, step), alert.sample.at_least - 1),
+                rule.name,
+                at,
+                [],
+            )
+        )
     return cases
 
 
@@ -138,14 +178,33 @@ def quota_pace_cases(targets: Targets, rule: AlertRule) -> list[Case]:
     main = {"period": cfg.period, "scope": cfg.scope, **_scope_labels(cfg.scope)}
     decoy = {**main, "period": "quarter"}
     return [
-        case(f"{rule.name}: fires behind pace from day {cfg.from_day_of_month}", step,
-             [series(metric, main, steady(fire, at, step)),
-              series(metric, decoy, steady(fire, at, step))], rule.name, at,
-             [rule.expected(fire, _labels(main))]),
-        case(f"{rule.name}: quiet on pace", step, [series(metric, main, steady(quiet, at, step))],
-             rule.name, at, []),
-        case(f"{rule.name}: quiet before day {cfg.from_day_of_month}", step,
-             [series(metric, main, steady(fire, early, step))], rule.name, early, []),
+        case(
+            f"{rule.name}: fires behind pace from day {cfg.from_day_of_month}",
+            step,
+            [
+                series(metric, main, steady(fire, at, step)),
+                series(metric, decoy, steady(fire, at, step)),
+            ],
+            rule.name,
+            at,
+            [rule.expected(fire, _labels(main))],
+        ),
+        case(
+            f"{rule.name}: quiet on pace",
+            step,
+            [series(metric, main, steady(quiet, at, step))],
+            rule.name,
+            at,
+            [],
+        ),
+        case(
+            f"{rule.name}: quiet before day {cfg.from_day_of_month}",
+            step,
+            [series(metric, main, steady(fire, early, step))],
+            rule.name,
+            early,
+            [],
+        ),
     ]
 
 
@@ -160,18 +219,32 @@ def rep_inactive_cases(targets: Targets, rule: AlertRule) -> list[Case]:
 
     def rep(name: str, day: str, active: float) -> list[dict[str, str]]:
         labels = {"scope": "rep", **REP, "rep": name, "kind": "call"}
-        return [series(metric, {"period": "day", **labels}, day),
-                series(metric, {"period": cfg.active_within, **labels}, f"{number(active)}x{n}")]
+        return [
+            series(metric, {"period": "day", **labels}, day),
+            series(metric, {"period": cfg.active_within, **labels}, f"{number(active)}x{n}"),
+        ]
 
     recent = f"0x{n - 2 * day} 1x{day // 2} 0x{day}"  # one activity logged yesterday
     return [
-        case(f"{rule.name}: fires for a rep with no activity for {cfg.business_days} business "
-             "days", step,
-             rep("ann", f"0x{n}", 4) + rep("bob", f"2x{n}", 9) + rep("cy", f"0x{n}", 0)
-             + rep("dee", f"_x{n - day} 0x{day}", 1), rule.name, at,
-             [rule.expected(0, _labels({"period": "day", "scope": "rep", **REP}))]),
-        case(f"{rule.name}: quiet when the rep logged an activity yesterday", step,
-             rep("ann", recent, 4), rule.name, at, []),
+        case(
+            f"{rule.name}: fires for a rep with no activity for {cfg.business_days} business days",
+            step,
+            rep("ann", f"0x{n}", 4)
+            + rep("bob", f"2x{n}", 9)
+            + rep("cy", f"0x{n}", 0)
+            + rep("dee", f"_x{n - day} 0x{day}", 1),
+            rule.name,
+            at,
+            [rule.expected(0, _labels({"period": "day", "scope": "rep", **REP}))],
+        ),
+        case(
+            f"{rule.name}: quiet when the rep logged an activity yesterday",
+            step,
+            rep("ann", recent, 4),
+            rule.name,
+            at,
+            [],
+        ),
     ]
 
 
@@ -194,18 +267,36 @@ def data_stale_cases(targets: Targets, rule: AlertRule) -> list[Case]:
     metric = "salespulse_last_event_timestamp_seconds"
     n = at // step + 2
     cases = [
-        case(f"{rule.name}: fires when a source sent nothing for {cfg.minutes}m", step,
-             [series(metric, {"source": "hubspot"}, f"0x{n}")]
-             + [series(metric, {"source": s}, f"0x{n}") for s in cfg.ignore_sources],
-             rule.name, at, [rule.expected(at * 60, _labels({"source": "hubspot"}))]),
-        case(f"{rule.name}: quiet while events arrive", step,
-             [series(metric, {"source": "hubspot"}, f"0+{step * 60}x{n}")], rule.name, at, []),
+        case(
+            f"{rule.name}: fires when a source sent nothing for {cfg.minutes}m",
+            step,
+            [series(metric, {"source": "hubspot"}, f"0x{n}")]
+            + [series(metric, {"source": s}, f"0x{n}") for s in cfg.ignore_sources],
+            rule.name,
+            at,
+            [rule.expected(at * 60, _labels({"source": "hubspot"}))],
+        ),
+        case(
+            f"{rule.name}: quiet while events arrive",
+            step,
+            [series(metric, {"source": "hubspot"}, f"0+{step * 60}x{n}")],
+            rule.name,
+            at,
+            [],
+        ),
     ]
     if cfg.business_hours_only:
         closed = _first(lambda t: t > cfg.minutes + hold and not open_(t), 60, step)
-        cases.append(case(f"{rule.name}: quiet outside business hours", step,
-                          [series(metric, {"source": "hubspot"}, f"0x{closed // step + 2}")],
-                          rule.name, closed, []))
+        cases.append(
+            case(
+                f"{rule.name}: quiet outside business hours",
+                step,
+                [series(metric, {"source": "hubspot"}, f"0x{closed // step + 2}")],
+                rule.name,
+                closed,
+                [],
+            )
+        )
     return cases
 
 
@@ -215,28 +306,58 @@ def partition_cases(targets: Targets, rule: AlertRule) -> list[Case]:
     if rule.name == "SalesPulseDeadLetters":
         metric, step, at = "salespulse_dead_letters", 1, 10
         return [
-            case(f"{rule.name}: fires when dead letters grow", step,
-                 [series(metric, labels, f"0x5 {(pa.dead_letters.above or 0) + 1}x10")],  # type: ignore[union-attr]
-                 rule.name, at, [rule.expected(0, _labels(labels))]),
-            case(f"{rule.name}: quiet when the count holds", step,
-                 [series(metric, labels, "3x15")], rule.name, at, []),
-            case(f"{rule.name}: quiet when a restarted worker counts from zero", step,
-                 [series(metric, labels, "5x5 0x10")], rule.name, at, []),
+            case(
+                f"{rule.name}: fires when dead letters grow",
+                step,
+                [series(metric, labels, f"0x5 {(pa.dead_letters.above or 0) + 1}x10")],  # type: ignore[union-attr]
+                rule.name,
+                at,
+                [rule.expected(0, _labels(labels))],
+            ),
+            case(
+                f"{rule.name}: quiet when the count holds",
+                step,
+                [series(metric, labels, "3x15")],
+                rule.name,
+                at,
+                [],
+            ),
+            case(
+                f"{rule.name}: quiet when a restarted worker counts from zero",
+                step,
+                [series(metric, labels, "5x5 0x10")],
+                rule.name,
+                at,
+                [],
+            ),
         ]
     if rule.name == "SalesPulseConsumerLagHigh":
-        metric, threshold, hold = ("salespulse_consumer_lag_records",
-                                   pa.consumer_lag.above, pa.consumer_lag.for_)  # type: ignore[union-attr]
+        assert pa.consumer_lag is not None
+        metric, threshold = "salespulse_consumer_lag_records", float(pa.consumer_lag.above)
+        hold = pa.consumer_lag.for_
     else:
-        metric, threshold, hold = ("salespulse_partition_publish_age_seconds",
-                                   pa.publish_age.above_seconds, pa.publish_age.for_)  # type: ignore[union-attr]
+        assert pa.publish_age is not None
+        metric, threshold = "salespulse_partition_publish_age_seconds", pa.publish_age.above_seconds
+        hold = pa.publish_age.for_
     fire, quiet = _sides(False, threshold)
     step, at = 1, _tick(minutes(hold) + 5)
     return [
-        case(f"{rule.name}: fires above {number(threshold)} for {hold}", step,
-             [series(metric, labels, steady(fire, at, step))], rule.name, at,
-             [rule.expected(fire, _labels(labels))]),
-        case(f"{rule.name}: quiet below the threshold", step,
-             [series(metric, labels, steady(max(quiet, 0), at, step))], rule.name, at, []),
+        case(
+            f"{rule.name}: fires above {number(threshold)} for {hold}",
+            step,
+            [series(metric, labels, steady(fire, at, step))],
+            rule.name,
+            at,
+            [rule.expected(fire, _labels(labels))],
+        ),
+        case(
+            f"{rule.name}: quiet below the threshold",
+            step,
+            [series(metric, labels, steady(max(quiet, 0), at, step))],
+            rule.name,
+            at,
+            [],
+        ),
     ]
 
 
@@ -252,10 +373,22 @@ def collector_down_cases(targets: Targets, rule: AlertRule) -> list[Case]:
 
     other = {"job": "prometheus", "instance": "localhost:9090"}
     return [
-        case(f"{rule.name}: fires when the scrape fails", step, [up(job, 0), up(other, 1)],
-             rule.name, at, [rule.expected(0, job)]),
-        case(f"{rule.name}: fires when the job is not scraped at all", step, [up(other, 1)],
-             rule.name, at, [rule.expected(1, {"job": cfg.job})]),
+        case(
+            f"{rule.name}: fires when the scrape fails",
+            step,
+            [up(job, 0), up(other, 1)],
+            rule.name,
+            at,
+            [rule.expected(0, job)],
+        ),
+        case(
+            f"{rule.name}: fires when the job is not scraped at all",
+            step,
+            [up(other, 1)],
+            rule.name,
+            at,
+            [rule.expected(1, {"job": cfg.job})],
+        ),
         case(f"{rule.name}: quiet when the scrape works", step, [up(job, 1)], rule.name, at, []),
     ]
 
@@ -286,11 +419,11 @@ def test_cases(targets: Targets) -> dict[str, list[Case]]:
     return out
 
 
-def test_document(cases: list[Case], evaluation_interval: str,
-                  rule_file: str = "../salespulse.rules.yml") -> dict[str, Any]:
+def test_document(
+    cases: list[Case], evaluation_interval: str, rule_file: str = "../salespulse.rules.yml"
+) -> dict[str, Any]:
     """A promtool test file's content."""
-    return {"rule_files": [rule_file], "evaluation_interval": evaluation_interval,
-            "tests": cases}
+    return {"rule_files": [rule_file], "evaluation_interval": evaluation_interval, "tests": cases}
 
 
 def tests_files(targets: Targets) -> dict[str, str]:
@@ -299,5 +432,7 @@ def tests_files(targets: Targets) -> dict[str, str]:
     fast = [c for name, cs in by_alert.items() if name not in CALENDAR_ALERTS for c in cs]
     slow = [c for name, cs in by_alert.items() if name in CALENDAR_ALERTS for c in cs]
     header = f"{GENERATED}\nRun: promtool test rules deploy/prometheus/rules/tests/*.yml"
-    return {"salespulse_test.yml": yaml_file(test_document(fast, "5m"), header),
-            "salespulse_calendar_test.yml": yaml_file(test_document(slow, "15m"), header)}
+    return {
+        "salespulse_test.yml": yaml_file(test_document(fast, "5m"), header),
+        "salespulse_calendar_test.yml": yaml_file(test_document(slow, "15m"), header),
+    }

@@ -36,7 +36,7 @@ def selector(metric: str, **labels: str) -> str:
         op = "="
         for prefix in ("!~", "~"):
             if value.startswith(prefix):
-                op, value = ("=~" if prefix == "~" else prefix), value[len(prefix):]
+                op, value = ("=~" if prefix == "~" else prefix), value[len(prefix) :]
                 break
         matchers.append(f'{name}{op}"{value}"')
     return f"{metric}{{{', '.join(matchers)}}}" if matchers else metric
@@ -92,18 +92,24 @@ class AlertRule:
         if self.for_ != "0m":
             rule["for"] = self.for_
         rule["labels"] = {"severity": self.severity, **self.labels}
-        rule["annotations"] = {"summary": self.summary.go(),
-                               "description": self.description.go(),
-                               "runbook_url": self.runbook_url}
+        rule["annotations"] = {
+            "summary": self.summary.go(),
+            "description": self.description.go(),
+            "runbook_url": self.runbook_url,
+        }
         return rule
 
     def expected(self, value: float, series_labels: Mapping[str, str]) -> dict[str, Any]:
         """The alert promtool must see for a series: labels and rendered annotations."""
         labels = {**series_labels, "severity": self.severity, **self.labels}
-        return {"exp_labels": labels, "exp_annotations": {
-            "summary": self.summary.render(value, labels),
-            "description": self.description.render(value, labels),
-            "runbook_url": self.runbook_url}}
+        return {
+            "exp_labels": labels,
+            "exp_annotations": {
+                "summary": self.summary.render(value, labels),
+                "description": self.description.render(value, labels),
+                "runbook_url": self.runbook_url,
+            },
+        }
 
 
 def shown_threshold(unit: str, value: float) -> str:
@@ -121,11 +127,15 @@ def recording_rules() -> list[dict[str, str]]:
     """Series the boards and alerts share."""
     revenue = KPI_BY_NAME["won_revenue"].metric
     return [
-        {"record": ACTIVITIES_ALL_KINDS,
-         "expr": f"sum without (kind) ({KPI_BY_NAME['activities'].metric})"},
-        {"record": REVENUE_VS_TARGET,
-         "expr": f"{revenue}\n/ on(period, scope, team, rep) group_left()\n"
-                 f'max by (period, scope, team, rep) (salespulse_target{{kpi="won_revenue"}})'},
+        {
+            "record": ACTIVITIES_ALL_KINDS,
+            "expr": f"sum without (kind) ({KPI_BY_NAME['activities'].metric})",
+        },
+        {
+            "record": REVENUE_VS_TARGET,
+            "expr": f"{revenue}\n/ on(period, scope, team, rep) group_left()\n"
+            f'max by (period, scope, team, rep) (salespulse_target{{kpi="won_revenue"}})',
+        },
         {"record": EVENT_AGE, "expr": "time() - salespulse_last_event_timestamp_seconds"},
     ]
 
@@ -134,37 +144,69 @@ def kpi_alert_rule(alert: KpiAlert, targets: Targets) -> AlertRule:
     """A KPI below or above its threshold (with an optional volume guard)."""
     kpi = KPI_BY_NAME[alert.kpi]
     period = kpi_period(kpi, alert.period)
-    expr = f"{selector(kpi.metric, period=period, scope=alert.scope)} {alert.op} " \
-           f"{number(alert.threshold * kpi.metric_scale)}"
+    expr = (
+        f"{selector(kpi.metric, period=period, scope=alert.scope)} {alert.op} "
+        f"{number(alert.threshold * kpi.metric_scale)}"
+    )
     if alert.sample:
         sample = KPI_BY_NAME[alert.sample.kpi]
-        expr += (f"\nand on({SERIES_LABELS})\n"
-                 f"{selector(sample.metric, period=kpi_period(sample, alert.period), scope=alert.scope)}"
-                 f" >= {number(alert.sample.at_least)}")
+        expr += (
+            f"\nand on({SERIES_LABELS})\n"
+            f"{selector(sample.metric, period=kpi_period(sample, alert.period), scope=alert.scope)}"
+            f" >= {number(alert.sample.at_least)}"
+        )
     side = "below" if alert.below is not None else "above"
     shown = shown_threshold(kpi.unit, alert.threshold)
     description: tuple[Part, ...] = (
-        f"{kpi.title} over {period} is ", Value(unit_format(kpi.unit)), ", ", side,
-        f" the threshold of {shown}, ", *who(alert.scope), ". Definition: ", kpi.definition)
+        f"{kpi.title} over {period} is ",
+        Value(unit_format(kpi.unit)),
+        ", ",
+        side,
+        f" the threshold of {shown}, ",
+        *who(alert.scope),
+        ". Definition: ",
+        kpi.definition,
+    )
     return AlertRule(
-        alert.name, expr, alert.for_, alert.severity,
+        alert.name,
+        expr,
+        alert.for_,
+        alert.severity,
         Text((f"{kpi.title} {side} {shown} ({period}, {alert.scope})",)),
-        Text(description), _runbook(targets, alert.name), {"kpi": kpi.name})
+        Text(description),
+        _runbook(targets, alert.name),
+        {"kpi": kpi.name},
+    )
 
 
 def _quota_pace(targets: Targets, rule: Any) -> AlertRule:
-    pace = selector("salespulse_quota_attainment_pace_ratio", period=rule.period,
-                    scope=rule.scope)
-    expr = (f"{pace} < {number(rule.below)}\n"
-            f"and on() {clock('day_of_month', targets.calendar)} >= {rule.from_day_of_month}")
+    pace = selector("salespulse_quota_attainment_pace_ratio", period=rule.period, scope=rule.scope)
+    expr = (
+        f"{pace} < {number(rule.below)}\n"
+        f"and on() {clock('day_of_month', targets.calendar)} >= {rule.from_day_of_month}"
+    )
     name = "SalesPulseQuotaPaceBehind"
     return AlertRule(
-        name, expr, rule.for_, rule.severity,
+        name,
+        expr,
+        rule.for_,
+        rule.severity,
         Text((f"Quota attainment behind pace ({rule.period})",)),
-        Text(("Quota attainment of ", *who(rule.scope), " is ", Value("percent"),
-              f" of the pace needed (below {number(rule.below * 100)}%): attainment divided "
-              "by the elapsed share of the ", rule.period, ".")),
-        _runbook(targets, name), {"kpi": "quota_attainment"})
+        Text(
+            (
+                "Quota attainment of ",
+                *who(rule.scope),
+                " is ",
+                Value("percent"),
+                f" of the pace needed (below {number(rule.below * 100)}%): attainment divided "
+                "by the elapsed share of the ",
+                rule.period,
+                ".",
+            )
+        ),
+        _runbook(targets, name),
+        {"kpi": "quota_attainment"},
+    )
 
 
 def _rep_inactive(targets: Targets, rule: Any) -> AlertRule:
@@ -173,20 +215,33 @@ def _rep_inactive(targets: Targets, rule: Any) -> AlertRule:
     by_lookback: dict[int, list[int]] = {}
     for weekday, back in inactive_lookbacks(cal.weekday_numbers, rule.business_days).items():
         by_lookback.setdefault(back, []).append(weekday)
-    branches = [f"  (\n    max_over_time({day}[{back}d]) == 0\n    and {day} offset {back}d\n"
-                f"    and on() ({weekday_in(tuple(days), cal)})\n  )"
-                for back, days in sorted(by_lookback.items())]
+    branches = [
+        f"  (\n    max_over_time({day}[{back}d]) == 0\n    and {day} offset {back}d\n"
+        f"    and on() ({weekday_in(tuple(days), cal)})\n  )"
+        for back, days in sorted(by_lookback.items())
+    ]
     active = selector(ACTIVITIES_ALL_KINDS, period=rule.active_within, scope="rep")
-    expr = ("(\n" + "\n  or\n".join(branches) + "\n)\n"
-            f"and on(team, rep, office) {active} > 0")
+    expr = "(\n" + "\n  or\n".join(branches) + f"\n)\nand on(team, rep, office) {active} > 0"
     name = "SalesPulseRepInactive"
     return AlertRule(
-        name, expr, rule.for_, rule.severity,
+        name,
+        expr,
+        rule.for_,
+        rule.severity,
         Text((f"No activity logged for {rule.business_days} business days",)),
-        Text(("Rep ", Label("rep"), " (team ", Label("team"), ") has logged no activity "
-              f"(calls, emails, meetings, demos, tasks) on the last {rule.business_days} "
-              f"business days, but did in the {rule.active_within} window.")),
-        _runbook(targets, name))
+        Text(
+            (
+                "Rep ",
+                Label("rep"),
+                " (team ",
+                Label("team"),
+                ") has logged no activity "
+                f"(calls, emails, meetings, demos, tasks) on the last {rule.business_days} "
+                f"business days, but did in the {rule.active_within} window.",
+            )
+        ),
+        _runbook(targets, name),
+    )
 
 
 def _data_stale(targets: Targets, rule: Any) -> AlertRule:
@@ -198,16 +253,28 @@ def _data_stale(targets: Targets, rule: Any) -> AlertRule:
     if rule.business_hours_only:
         start, end = cal.business_hours
         minute = f"{clock('hour', cal)} * 60 + {clock('minute', cal)}"
-        expr += (f"\nand on() ({minute} >= {start * 60 + rule.minutes} < {end * 60})"
-                 f"\nand on() ({weekday_in(cal.weekday_numbers, cal)})")
+        expr += (
+            f"\nand on() ({minute} >= {start * 60 + rule.minutes} < {end * 60})"
+            f"\nand on() ({weekday_in(cal.weekday_numbers, cal)})"
+        )
     name = "SalesPulseDataStale"
     return AlertRule(
-        name, expr, rule.for_, rule.severity,
+        name,
+        expr,
+        rule.for_,
+        rule.severity,
         Text((f"No CRM event for {rule.minutes} minutes",)),
-        Text(("The newest event applied from source ", Label("source"), " is ",
-              Value("duration"), f" old (threshold {rule.minutes}m): the boards are not "
-              "current.")),
-        _runbook(targets, name))
+        Text(
+            (
+                "The newest event applied from source ",
+                Label("source"),
+                " is ",
+                Value("duration"),
+                f" old (threshold {rule.minutes}m): the boards are not current.",
+            )
+        ),
+        _runbook(targets, name),
+    )
 
 
 def _pipeline(targets: Targets, pa: PipelineAlerts) -> list[AlertRule]:
@@ -219,58 +286,118 @@ def _pipeline(targets: Targets, pa: PipelineAlerts) -> list[AlertRule]:
     if pa.data_stale:
         rules.append(_data_stale(targets, pa.data_stale))
     if (r := pa.dead_letters) is not None:
-        rules.append(AlertRule(
-            "SalesPulseDeadLetters", f"increase(salespulse_dead_letters[{r.window}]) > {r.above}",
-            "0m", r.severity, Text(("Events sent to the dead-letter topic",)),
-            Text(("Partition ", Label("partition"), " routed more than ", str(r.above),
-                  f" records or events to the dead-letter topic in the last {r.window}.")),
-            _runbook(targets, "SalesPulseDeadLetters")))
+        rules.append(
+            AlertRule(
+                "SalesPulseDeadLetters",
+                f"increase(salespulse_dead_letters[{r.window}]) > {r.above}",
+                "0m",
+                r.severity,
+                Text(("Events sent to the dead-letter topic",)),
+                Text(
+                    (
+                        "Partition ",
+                        Label("partition"),
+                        " routed more than ",
+                        str(r.above),
+                        f" records or events to the dead-letter topic in the last {r.window}.",
+                    )
+                ),
+                _runbook(targets, "SalesPulseDeadLetters"),
+            )
+        )
     if (c := pa.consumer_lag) is not None:
-        rules.append(AlertRule(
-            "SalesPulseConsumerLagHigh", f"salespulse_consumer_lag_records > {c.above}",
-            c.for_, c.severity, Text(("Workers fall behind the events topic",)),
-            Text(("Partition ", Label("partition"), " has ", Value("integer"),
-                  f" records waiting (threshold {c.above}).")),
-            _runbook(targets, "SalesPulseConsumerLagHigh")))
+        rules.append(
+            AlertRule(
+                "SalesPulseConsumerLagHigh",
+                f"salespulse_consumer_lag_records > {c.above}",
+                c.for_,
+                c.severity,
+                Text(("Workers fall behind the events topic",)),
+                Text(
+                    (
+                        "Partition ",
+                        Label("partition"),
+                        " has ",
+                        Value("integer"),
+                        f" records waiting (threshold {c.above}).",
+                    )
+                ),
+                _runbook(targets, "SalesPulseConsumerLagHigh"),
+            )
+        )
     if (p := pa.publish_age) is not None:
-        rules.append(AlertRule(
-            "SalesPulsePartitionNotPublished",
-            f"salespulse_partition_publish_age_seconds > {number(p.above_seconds)}",
-            p.for_, p.severity, Text(("A partition's aggregates are not republished",)),
-            Text(("Partition ", Label("partition"), " was last published ", Value("duration"),
-                  " ago: its owner is stuck or gone, its KPIs are frozen.")),
-            _runbook(targets, "SalesPulsePartitionNotPublished")))
+        rules.append(
+            AlertRule(
+                "SalesPulsePartitionNotPublished",
+                f"salespulse_partition_publish_age_seconds > {number(p.above_seconds)}",
+                p.for_,
+                p.severity,
+                Text(("A partition's aggregates are not republished",)),
+                Text(
+                    (
+                        "Partition ",
+                        Label("partition"),
+                        " was last published ",
+                        Value("duration"),
+                        " ago: its owner is stuck or gone, its KPIs are frozen.",
+                    )
+                ),
+                _runbook(targets, "SalesPulsePartitionNotPublished"),
+            )
+        )
     if (d := pa.collector_down) is not None:
         up = selector("up", job=d.job)
-        rules.append(AlertRule(
-            "SalesPulseCollectorDown", f"{up} == 0 or absent({up})", d.for_, d.severity,
-            Text(("The SalesPulse collector is not scraped",)),
-            Text(("Prometheus cannot scrape job ", Label("job"), " ", Label("instance"),
-                  ": no KPI on any board is current.")),
-            _runbook(targets, "SalesPulseCollectorDown")))
+        rules.append(
+            AlertRule(
+                "SalesPulseCollectorDown",
+                f"{up} == 0 or absent({up})",
+                d.for_,
+                d.severity,
+                Text(("The SalesPulse collector is not scraped",)),
+                Text(
+                    (
+                        "Prometheus cannot scrape job ",
+                        Label("job"),
+                        " ",
+                        Label("instance"),
+                        ": no KPI on any board is current.",
+                    )
+                ),
+                _runbook(targets, "SalesPulseCollectorDown"),
+            )
+        )
     return rules
 
 
 def alert_rules(targets: Targets) -> list[AlertRule]:
     """Every alert, KPI thresholds first."""
     return [kpi_alert_rule(a, targets) for a in targets.kpi_alerts] + _pipeline(
-        targets, targets.pipeline_alerts)
+        targets, targets.pipeline_alerts
+    )
 
 
 def rule_groups(targets: Targets) -> dict[str, Any]:
     """The ``groups`` document of the rule file (and of the PrometheusRule spec)."""
     alerts = alert_rules(targets)
     kpi_names = {a.name for a in targets.kpi_alerts}
-    return {"groups": [
-        {"name": "salespulse-recording", "rules": recording_rules()},
-        {"name": "salespulse-kpi-alerts",
-         "rules": [a.to_rule() for a in alerts if a.name in kpi_names]},
-        {"name": "salespulse-pipeline-alerts",
-         "rules": [a.to_rule() for a in alerts if a.name not in kpi_names]},
-    ]}
+    return {
+        "groups": [
+            {"name": "salespulse-recording", "rules": recording_rules()},
+            {
+                "name": "salespulse-kpi-alerts",
+                "rules": [a.to_rule() for a in alerts if a.name in kpi_names],
+            },
+            {
+                "name": "salespulse-pipeline-alerts",
+                "rules": [a.to_rule() for a in alerts if a.name not in kpi_names],
+            },
+        ]
+    }
 
 
 def rules_file(targets: Targets) -> str:
     """Text of ``deploy/prometheus/rules/salespulse.rules.yml``."""
-    return yaml_file(rule_groups(targets), f"{GENERATED}\nDo not edit: edit the targets "
-                     "file and run `salespulse generate`.")
+    return yaml_file(
+        rule_groups(targets),
+        f"{GENERATED}\nDo not edit: edit the targets file and run `salespulse generate`.",
+    )

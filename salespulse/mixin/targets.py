@@ -29,19 +29,39 @@ DEFAULT_TARGETS = Path(__file__).resolve().parents[2] / "deploy" / "targets.yaml
 
 # Periods the collector exports for every period-bucketed KPI (state.metrics), and the
 # one period of the KPIs that are current state ("all").
-PERIODS = ("day", "week", "month", "quarter", "year", "fiscal_quarter", "fiscal_year",
-           "trailing_7d", "trailing_30d", "trailing_90d", "trailing_365d")
+PERIODS = (
+    "day",
+    "week",
+    "month",
+    "quarter",
+    "year",
+    "fiscal_quarter",
+    "fiscal_year",
+    "trailing_7d",
+    "trailing_30d",
+    "trailing_90d",
+    "trailing_365d",
+)
 TIMELESS_PERIOD = "all"
 TIMELESS_KPIS = frozenset({"open_deals", "open_pipeline"})
 # Scope -> the dimensions a KPI needs to be exported at that scope (state.metrics.SCOPES).
 SCOPE_DIMS: dict[str, tuple[str, ...]] = {
-    "total": (), "office": ("office",), "team": ("team",), "rep": ("rep", "team", "office"),
+    "total": (),
+    "office": ("office",),
+    "team": ("team",),
+    "rep": ("rep", "team", "office"),
 }
 # KPIs for which a lower value is the better one (dashboard colours run green -> red).
-LOWER_IS_BETTER = frozenset({
-    "deals_lost", "sales_cycle", "sales_cycle_closed", "customer_acquisition_cost",
-    "logo_churn_rate", "revenue_churn_rate",
-})
+LOWER_IS_BETTER = frozenset(
+    {
+        "deals_lost",
+        "sales_cycle",
+        "sales_cycle_closed",
+        "customer_acquisition_cost",
+        "logo_churn_rate",
+        "revenue_churn_rate",
+    }
+)
 WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 Severity = Literal["info", "warning", "critical"]
 _DURATION = re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$")
@@ -119,14 +139,19 @@ class Goal(_Model):
             raise ValueError(f"unknown period {self.period!r}")
         if (self.scope == "total") != (not self.team and not self.rep):
             raise ValueError("team/rep are set exactly when scope is team/rep")
-        if self.scope == "team" and self.rep or self.scope == "rep" and not self.rep:
+        if (self.scope == "team" and self.rep) or (self.scope == "rep" and not self.rep):
             raise ValueError("a team goal names a team; a rep goal names its rep (and team)")
         return self
 
     def labels(self) -> dict[str, str]:
         """Labels of the ``salespulse_target`` gauge for this goal."""
-        return {"kpi": self.kpi, "period": self.period, "scope": self.scope,
-                "team": self.team, "rep": self.rep}
+        return {
+            "kpi": self.kpi,
+            "period": self.period,
+            "scope": self.scope,
+            "team": self.team,
+            "rep": self.rep,
+        }
 
 
 class Sample(_Model):
@@ -146,7 +171,7 @@ class KpiAlert(_Model):
     below: float | None = None
     above: float | None = None
     scope: Literal["total", "office", "team", "rep"] = "total"
-    for_: str = Field("1h", alias="for")
+    for_: str = Field(default="1h", alias="for")
     severity: Severity = "warning"
     sample: Sample | None = None
 
@@ -185,8 +210,8 @@ class QuotaPace(_Model):
     below: float = 0.8
     scope: Literal["team", "rep"] = "rep"
     period: Literal["month"] = "month"
-    from_day_of_month: int = Field(6, ge=1, le=28)
-    for_: str = Field("2h", alias="for")
+    from_day_of_month: int = Field(default=6, ge=1, le=28)
+    for_: str = Field(default="2h", alias="for")
     severity: Severity = "warning"
 
     _for = field_validator("for_")(_check_duration)
@@ -195,9 +220,9 @@ class QuotaPace(_Model):
 class RepInactive(_Model):
     """A rep (active in the last 30 days) logged no activity for N business days."""
 
-    business_days: int = Field(3, ge=1, le=20)
+    business_days: int = Field(default=3, ge=1, le=20)
     active_within: Literal["trailing_30d", "trailing_90d"] = "trailing_30d"
-    for_: str = Field("30m", alias="for")
+    for_: str = Field(default="30m", alias="for")
     severity: Severity = "warning"
 
     _for = field_validator("for_")(_check_duration)
@@ -206,10 +231,10 @@ class RepInactive(_Model):
 class DataStale(_Model):
     """No new CRM event from a source for N minutes (optionally in business hours only)."""
 
-    minutes: int = Field(30, ge=1)
+    minutes: int = Field(default=30, ge=1)
     business_hours_only: bool = True
     ignore_sources: tuple[str, ...] = ()
-    for_: str = Field("5m", alias="for")
+    for_: str = Field(default="5m", alias="for")
     severity: Severity = "critical"
 
     _for = field_validator("for_")(_check_duration)
@@ -218,7 +243,7 @@ class DataStale(_Model):
 class DeadLetters(_Model):
     """Records or events sent to the dead-letter topic within a window."""
 
-    above: int = Field(0, ge=0)
+    above: int = Field(default=0, ge=0)
     window: str = "15m"
     severity: Severity = "warning"
 
@@ -228,8 +253,8 @@ class DeadLetters(_Model):
 class ConsumerLag(_Model):
     """Records waiting in a partition of the events topic."""
 
-    above: int = Field(10000, ge=0)
-    for_: str = Field("10m", alias="for")
+    above: int = Field(default=10000, ge=0)
+    for_: str = Field(default="10m", alias="for")
     severity: Severity = "warning"
 
     _for = field_validator("for_")(_check_duration)
@@ -238,8 +263,8 @@ class ConsumerLag(_Model):
 class PublishAge(_Model):
     """A partition's aggregates not republished to Redis (owner stuck, dead or gone)."""
 
-    above_seconds: float = Field(60, gt=0)
-    for_: str = Field("2m", alias="for")
+    above_seconds: float = Field(default=60, gt=0)
+    for_: str = Field(default="2m", alias="for")
     severity: Severity = "critical"
 
     _for = field_validator("for_")(_check_duration)
@@ -249,7 +274,7 @@ class CollectorDown(_Model):
     """Prometheus cannot scrape the collector."""
 
     job: str = "salespulse"
-    for_: str = Field("2m", alias="for")
+    for_: str = Field(default="2m", alias="for")
     severity: Severity = "critical"
 
     _for = field_validator("for_")(_check_duration)
@@ -294,8 +319,7 @@ class Targets(_Model):
         Values are in the KPI metric's base unit (a sales-cycle goal in days becomes
         seconds), so a goal line sits on the same axis as its KPI.
         """
-        return [(g.labels(), float(g.value) * KPI_BY_NAME[g.kpi].metric_scale)
-                for g in self.goals]
+        return [(g.labels(), float(g.value) * KPI_BY_NAME[g.kpi].metric_scale) for g in self.goals]
 
     def goal(self, kpi: str, period: str) -> float | None:
         """The company-wide goal of a KPI for a period, if any."""
@@ -313,7 +337,8 @@ class Targets(_Model):
     def lower_is_better(self, kpi: str) -> bool:
         """Whether a lower value of the KPI is good (an ``above`` alert says so too)."""
         return kpi in LOWER_IS_BETTER or any(
-            a.kpi == kpi and a.above is not None for a in self.kpi_alerts)
+            a.kpi == kpi and a.above is not None for a in self.kpi_alerts
+        )
 
 
 def load_targets(path: str | Path | None = None) -> Targets:

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from streams.backfill.reader import ReadError
 
 
 def _load(path: str, mapping_path: str, export_time: datetime | None) -> Export:
+    if export_time is not None and export_time.tzinfo is None:
+        export_time = export_time.replace(tzinfo=UTC)
     try:
         mapping = Mapping.load(mapping_path, export_time)
     except ValidationError as exc:

@@ -101,6 +101,8 @@ class Export:
                 files += [(spec, root / n) for n in matched]
             elif any(fnmatch.fnmatch(path.name, pat) for pat in spec.patterns):
                 files.append((spec, path))
+        if not files and path.is_file() and len(mapping.entities) == 1:
+            files.append((mapping.entities[0], path))  # one entity: any file name will do
         if not files:
             patterns = ", ".join(p for s in mapping.entities for p in s.patterns)
             raise ReadError(f"{path}: no file matches the mapping's patterns ({patterns})")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import io
 import json
 from pathlib import Path
@@ -434,6 +436,13 @@ def test_single_file_of_an_export(export_dir: Path, mapping: Mapping) -> None:
     assert "teams" in export.lookups  # lookups come from the file's folder
 
 
+def test_file_name_outside_the_patterns(export_dir: Path, mapping: Mapping) -> None:
+    (export_dir / "renamed.csv").write_text((export_dir / "deals-1.csv").read_text())
+    export = Export.open(export_dir / "renamed.csv", mapping)  # the only entity: accepted
+    assert len(list(export.events())) == 3
+    assert Export.open(export_dir, mapping).files[0][1].name == "deals-1.csv"
+
+
 def test_fingerprint_changes_with_any_input(export_dir: Path, mapping: Mapping) -> None:
     first = Export.open(export_dir, mapping).fingerprint()
     assert Export.open(export_dir, mapping).fingerprint() == first
@@ -539,3 +548,29 @@ def test_salesforce_mapping(tmp_path: Path) -> None:
     kpis = dry_run(export, Rules())["kpis"]["totals"]
     assert kpis["won_revenue"] == 1250 and kpis["sales_cycle"] == 75
     assert kpis["weighted_pipeline"] == 280
+
+
+@pytest.mark.parametrize(
+    "name", ["streams.backfill.mapping", "streams.backfill.reader", "state.snapshot_report"]
+)
+def test_docstring_examples_hold(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), raise_on_error=False)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_cli_export_time_override(export_dir: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from salespulse.cli import main
+
+    mapping_file = tmp_path / "m.yaml"
+    mapping_file.write_text(json.dumps(BASE))
+    out = tmp_path / "dry.json"
+    args = ["backfill", str(export_dir), "--mapping", str(mapping_file), "--dry-run"]
+    result = CliRunner().invoke(main, [*args, "--export-time", "2019-06-01", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["kpis"]["totals"]["deals_won"] == 2
+    bad = CliRunner().invoke(
+        main, ["backfill", str(export_dir), "--mapping", str(mapping_file), "--validate"]
+    )
+    assert bad.exit_code == 1 and "FAILED: 2 errors" in bad.output
