@@ -30,6 +30,7 @@ from state.metrics import all_kpi_families
 from state.publisher import partition_key
 from state.readout import Period, Readout
 from state.rules import Rules
+from state.snapshot_report import kpi_snapshot
 
 CACHE_SECONDS = 0.5
 
@@ -208,6 +209,11 @@ class Collector:
         }
         return web.json_response(body, dumps=_dumps)
 
+    async def snapshot(self, request: web.Request) -> web.Response:
+        """The KPI snapshot document (same shape as ``salespulse backfill --dry-run``)."""
+        readout = (await self.view()).readout
+        return web.json_response(kpi_snapshot(readout, self.rules), dumps=_dumps)
+
     async def aggregates(self, request: web.Request) -> web.Response:
         view = await self.view()
         body = {
@@ -229,6 +235,7 @@ class Collector:
             [
                 web.get("/metrics", self.metrics),
                 web.get("/api/kpis", self.kpis),
+                web.get("/api/snapshot", self.snapshot),
                 web.get("/api/aggregates", self.aggregates),
                 web.get("/healthz", self.healthz),
             ]
