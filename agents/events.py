@@ -66,6 +66,15 @@ async def rebuild_assigned() -> None:
 snapshots.on_recover(rebuild_assigned)
 
 
+@app.on_partitions_revoked.connect
+async def forget_revoked(app: Any, revoked: set[Any], **kwargs: Any) -> None:
+    """Stop publishing partitions this worker no longer owns."""
+    for tp in revoked:
+        if tp.topic == events_topic.topics[0]:
+            states.pop(tp.partition, None)
+            dirty.discard(tp.partition)
+
+
 async def _dead_letter(raw: Any, reason: str, partition: int, offset: int) -> None:
     stats[partition].dead_letters += 1
     payload = {"reason": reason, "record": raw, "partition": partition, "offset": offset}
@@ -119,10 +128,18 @@ async def publish_aggregates() -> None:
         _redis = aioredis.from_url(settings.redis_url, socket_timeout=2)
     batch = {p: (states[p].aggregates, stats[p]) for p in chosen}
     try:
-        await publish_partitions(_redis, settings.redis_key_prefix, f"worker-{worker_id}", batch)
+        stale = await publish_partitions(
+            _redis,
+            settings.redis_key_prefix,
+            f"worker-{worker_id}",
+            batch,
+            app.consumer_generation_id,
+        )
     except (aioredis.RedisError, OSError) as exc:
         log.warning("redis publish failed (will retry): %s", exc)
         return
+    if stale:
+        log.info("partitions %s have a newer owner; no longer publishing them", stale)
     dirty.difference_update(chosen)
     if full:
         _last_full_publish = now
