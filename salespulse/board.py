@@ -42,7 +42,7 @@ def fetch(base: str, token: str | None, **query: Any) -> dict[str, Any]:
 
 
 def _fmt(unit: str, value: Any) -> str:
-    return "–" if value is None else FORMATS.get(unit, "{}").format(value)
+    return "-" if value is None else FORMATS.get(unit, "{}").format(value)
 
 
 def render(totals: dict[str, Any], reps: dict[str, Any], period: str) -> Group:
