@@ -17,8 +17,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from agents.app import app, dead_letter_topic, events_topic, settings, snapshots, worker_id
-from agents.store import SnapshotStore
-from state.contributions import contributions
+from agents.store import PartitionStore
 from state.partition_stats import PartitionStats
 from state.processor import PartitionState
 from state.publisher import publish_partitions
@@ -28,7 +27,6 @@ from streams.records import Undecodable, decode_record, encode_batch, partition_
 log = logging.getLogger(__name__)
 
 rules = Rules.load()
-store = SnapshotStore(snapshots)
 states: dict[int, PartitionState] = {}
 stats: dict[int, PartitionStats] = defaultdict(PartitionStats)
 dirty: set[int] = set()
@@ -42,25 +40,24 @@ def assigned_partitions() -> set[int]:
     return {tp.partition for tp in app.consumer.assignment() if tp.topic == events_topic.topics[0]}
 
 
+def _fresh_state(partition: int) -> PartitionState:
+    """A partition's state with aggregates rebuilt from its snapshots."""
+    started = time.monotonic()
+    state = PartitionState(rules, PartitionStore(snapshots, partition))
+    state.rebuild()
+    part_stats = stats[partition]
+    part_stats.rebuilds += 1
+    part_stats.rebuild_seconds = time.monotonic() - started
+    return state
+
+
 async def rebuild_assigned() -> None:
     """Recompute every owned partition's aggregates from the snapshot table."""
-    started = time.monotonic()
     owned = assigned_partitions()
-    fresh = {p: PartitionState(rules, store) for p in owned}
-    for key, snapshot in store.items_raw():
-        partition = partition_for(key, settings.partitions)
-        if partition in fresh:
-            fresh[partition].aggregates.replace(
-                {}, contributions(key.partition(":")[0], snapshot, rules)
-            )
     states.clear()
-    states.update(fresh)
-    elapsed = time.monotonic() - started
-    for partition in owned:
-        stats[partition].rebuilds += 1
-        stats[partition].rebuild_seconds = elapsed
+    states.update({p: _fresh_state(p) for p in sorted(owned)})
     dirty.update(owned)
-    log.info("rebuilt aggregates of partitions %s in %.3fs", sorted(owned), elapsed)
+    log.info("rebuilt aggregates of partitions %s", sorted(owned))
 
 
 snapshots.on_recover(rebuild_assigned)
@@ -81,6 +78,9 @@ async def _dead_letter(raw: Any, reason: str, partition: int, offset: int) -> No
     await dead_letter_topic.send(value=orjson.dumps(payload, default=str))
 
 
+changelog = snapshots.changelog_topic_name
+
+
 @app.agent(events_topic)
 async def process_events(stream: Any) -> None:
     """Apply every event of every record; route link facts to their owners' partitions."""
@@ -88,8 +88,7 @@ async def process_events(stream: Any) -> None:
         partition, offset = event.message.partition, event.message.offset
         state = states.get(partition)
         if state is None:
-            await rebuild_assigned()
-            state = states.setdefault(partition, PartitionState(rules, store))
+            state = states[partition] = _fresh_state(partition)
         part_stats = stats[partition]
         links: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for raw in decode_record(event.value):
@@ -111,6 +110,7 @@ async def process_events(stream: Any) -> None:
                 links[partition_for(target, settings.partitions)].append(link)
         for target_partition, records in links.items():
             events_topic.send_soon(value=encode_batch(records), partition=target_partition)
+        await state.store.flush(app.producer._ensure_producer(), changelog)
         part_stats.last_offset = offset
         dirty.add(partition)
 

@@ -74,9 +74,9 @@ class PartitionState:
 
     def rebuild(self) -> None:
         """Recompute the aggregates from every snapshot in the store."""
+        items = getattr(self.store, "items_decoded", self.store.items)
         self.aggregates.rebuild(
-            contributions(key.partition(":")[0], snap, self.rules)
-            for key, snap in self.store.items()
+            contributions(key.partition(":")[0], snap, self.rules) for key, snap in items()
         )
 
     def apply(self, raw: dict[str, Any]) -> Outcome:
