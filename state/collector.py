@@ -27,6 +27,7 @@ from state.calendar import PERIOD_KINDS, TRAILING_DAYS
 from state.contributions import AggKey
 from state.kpis import KPI_BY_NAME, KPIS
 from state.metrics import all_kpi_families
+from state.openapi import openapi_spec
 from state.publisher import partition_key
 from state.readout import Period, Readout
 from state.rules import Rules
@@ -157,7 +158,7 @@ class Collector:
     @web.middleware
     async def auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
         token = self.settings.collector_token
-        if token is not None and request.path != "/healthz":
+        if token is not None and request.path not in ("/healthz", "/api/openapi.json"):
             given = request.headers.get("Authorization", "")
             expected = f"Bearer {token.get_secret_value()}"
             if not hmac.compare_digest(given.encode(), expected.encode()):
@@ -209,6 +210,9 @@ class Collector:
         }
         return web.json_response(body, dumps=_dumps)
 
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_spec(), dumps=_dumps)
+
     async def snapshot(self, request: web.Request) -> web.Response:
         """The KPI snapshot document (same shape as ``salespulse backfill --dry-run``)."""
         readout = (await self.view()).readout
@@ -236,6 +240,7 @@ class Collector:
                 web.get("/metrics", self.metrics),
                 web.get("/api/kpis", self.kpis),
                 web.get("/api/snapshot", self.snapshot),
+                web.get("/api/openapi.json", self.openapi),
                 web.get("/api/aggregates", self.aggregates),
                 web.get("/healthz", self.healthz),
             ]
