@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from faust.types import TP
 
 from agents.app import app, dead_letter_topic, events_topic, settings, snapshots, worker_id
 from agents.store import PartitionStore
@@ -126,6 +127,11 @@ async def publish_aggregates() -> None:
         return
     if _redis is None:
         _redis = aioredis.from_url(settings.redis_url, socket_timeout=2)
+    topic = events_topic.topics[0]
+    for partition in chosen:
+        highwater = app.consumer.highwater(TP(topic, partition))
+        if highwater is not None:
+            stats[partition].lag = max(0, highwater - stats[partition].last_offset - 1)
     batch = {p: (states[p].aggregates, stats[p]) for p in chosen}
     try:
         stale = await publish_partitions(

@@ -6,6 +6,8 @@ typed as :class:`pydantic.SecretStr`, so they never appear in logs or reprs.
 >>> s = Settings(kafka_port=19092)
 >>> s.kafka_bootstrap
 '127.0.0.1:19092'
+>>> Settings(kafka_port=19092, kafka_cluster_size=3).kafka_bootstrap
+'127.0.0.1:19092,127.0.0.1:19102,127.0.0.1:19112'
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Local cluster mode: node n listens on ``base + KAFKA_NODE_PORT_STRIDE * (n - 1)`` for
+# clients and controllers alike (a stride of 1 would put node 3's client port on the
+# default controller port, 9092 + 2 = 9094).
+KAFKA_NODE_PORT_STRIDE = 10
+
+
+def kafka_node_port(base: int, node_id: int) -> int:
+    """Port of local Kafka node ``node_id`` (1-based) given node 1's port ``base``."""
+    return base + KAFKA_NODE_PORT_STRIDE * (node_id - 1)
 
 
 class Settings(BaseSettings):
@@ -40,6 +52,7 @@ class Settings(BaseSettings):
     # Kafka topology.
     kafka_version: str = "3.9.1"
     kafka_brokers: str = ""  # overrides the local bootstrap when set (comma-separated)
+    kafka_cluster_size: int = 1  # local stack: KRaft nodes (3 = the fault-tolerant cluster)
     topic_events: str = "salespulse-events"
     topic_dead_letters: str = "salespulse-dead-letters"
     partitions: int = 4
@@ -51,6 +64,7 @@ class Settings(BaseSettings):
     fiscal_year_start_month: int = 1
     reporting_currency: str = "USD"
     rules: str | None = None  # YAML file with FX rates, stage probabilities, ...
+    targets: str | None = None  # targets/thresholds YAML (default: deploy/targets.yaml)
 
     # Publishing of partition aggregates.
     publish_interval_s: float = 0.5
@@ -66,8 +80,11 @@ class Settings(BaseSettings):
 
     @property
     def kafka_bootstrap(self) -> str:
-        """Bootstrap servers: explicit ``kafka_brokers`` or the local broker."""
-        return self.kafka_brokers or f"{self.host}:{self.kafka_port}"
+        """Bootstrap servers: explicit ``kafka_brokers`` or every local broker."""
+        if self.kafka_brokers:
+            return self.kafka_brokers
+        ports = (kafka_node_port(self.kafka_port, n) for n in range(1, self.kafka_cluster_size + 1))
+        return ",".join(f"{self.host}:{port}" for port in ports)
 
     @property
     def redis_url(self) -> str:

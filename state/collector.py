@@ -98,6 +98,15 @@ def health_families(view: View) -> Iterator[GaugeMetricFamily]:
         for partition, meta in sorted(view.partitions.items()):
             family.add_metric([str(partition)], float(meta["stats"].get(stat, 0)))
         yield family
+    lag = GaugeMetricFamily(
+        "salespulse_consumer_lag_records",
+        "Records of the events topic not yet processed, per partition "
+        "(as of the owner's last publish).",
+        labels=["partition"],
+    )
+    for partition, meta in sorted(view.partitions.items()):
+        lag.add_metric([str(partition)], float(meta["stats"].get("lag", 0)))
+    yield lag
     age = GaugeMetricFamily(
         "salespulse_partition_publish_age_seconds",
         "Seconds since the partition's owner last published it.",
@@ -113,19 +122,43 @@ def health_families(view: View) -> Iterator[GaugeMetricFamily]:
     yield reporting
 
 
+GoalSeries = list[tuple[dict[str, str], float]]
+
+
+def target_family(goals: GoalSeries) -> GaugeMetricFamily:
+    """``salespulse_target``: the goals of the targets file, in each KPI metric's unit."""
+    names = ["kpi", "period", "scope", "team", "rep"]
+    family = GaugeMetricFamily(
+        "salespulse_target",
+        "Goal of a KPI for a period and scope, from the targets file (in the KPI metric's unit).",
+        labels=names,
+    )
+    for labels, value in goals:
+        family.add_metric([labels.get(n, "") for n in names], value)
+    return family
+
+
+def load_goals(path: str | None) -> GoalSeries:
+    """Goal series of the targets file (the repository's deploy/targets.yaml by default)."""
+    from salespulse.mixin.targets import load_targets
+
+    return load_targets(path).goal_series()
+
+
 class _ViewCollector:
-    def __init__(self, view: View, rules: Rules, today: date) -> None:
-        self.view, self.rules, self.today = view, rules, today
+    def __init__(self, view: View, rules: Rules, today: date, goals: GoalSeries) -> None:
+        self.view, self.rules, self.today, self.goals = view, rules, today, goals
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield from all_kpi_families(self.view.readout, self.rules.calendar, self.today)
         yield from health_families(self.view)
+        yield target_family(self.goals)
 
 
-def render_metrics(view: View, rules: Rules, today: date) -> bytes:
+def render_metrics(view: View, rules: Rules, today: date, goals: GoalSeries | None = None) -> bytes:
     """The Prometheus text exposition of a view."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ViewCollector(view, rules, today))  # type: ignore[arg-type]
+    registry.register(_ViewCollector(view, rules, today, goals or []))  # type: ignore[arg-type]
     return generate_latest(registry)
 
 
@@ -148,6 +181,7 @@ class Collector:
     def __init__(self, settings: Settings, rules: Rules) -> None:
         self.settings, self.rules = settings, rules
         self.redis = aioredis.from_url(settings.redis_url, socket_timeout=2)
+        self.goals = load_goals(settings.targets)
         self._cached: View | None = None
 
     async def view(self) -> View:
@@ -170,7 +204,7 @@ class Collector:
             view = await self.view()
         except (aioredis.RedisError, OSError) as exc:
             raise web.HTTPServiceUnavailable(text=f"redis unavailable: {exc}") from exc
-        body = render_metrics(view, self.rules, self.rules.calendar.today())
+        body = render_metrics(view, self.rules, self.rules.calendar.today(), self.goals)
         return web.Response(
             body=body,
             content_type="text/plain",

@@ -16,6 +16,7 @@ class PartitionStats:
     rebuilds: int = 0
     rebuild_seconds: float = 0.0
     last_offset: int = -1
+    lag: int = 0
     last_event_ms: dict[str, int] = field(default_factory=dict)
 
     def saw_event(self, source: str, event_ms: int) -> None:

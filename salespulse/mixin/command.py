@@ -16,7 +16,7 @@ import yaml
 from salespulse.mixin.dashboards import dashboards
 from salespulse.mixin.kubernetes import dashboard_configmaps, prometheus_rule, targets_configmap
 from salespulse.mixin.render import GENERATED, dump_json, yaml_file
-from salespulse.mixin.rule_tests import tests_files
+from salespulse.mixin.rule_tests import rule_test_texts
 from salespulse.mixin.rules import rule_groups, rules_file
 from salespulse.mixin.targets import DEFAULT_TARGETS, Targets
 
@@ -37,7 +37,7 @@ def generated_files(targets_path: Path) -> dict[str, str]:
     k8s_header = f"{GENERATED}\nDo not edit: run `salespulse generate`."
     files = {f"{DASHBOARDS_DIR}/{name}.json": dump_json(model) for name, model in boards.items()}
     files[RULES_FILE] = rules_file(targets)
-    files.update({f"{RULE_TESTS_DIR}/{n}": t for n, t in tests_files(targets).items()})
+    files.update({f"{RULE_TESTS_DIR}/{n}": t for n, t in rule_test_texts(targets).items()})
     files[f"{K8S_DIR}/prometheusrule.yaml"] = yaml_file(
         [prometheus_rule(rule_groups(targets))], k8s_header
     )

@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from salespulse.mixin.render import GENERATED, number, yaml_file
-from salespulse.mixin.rules import AlertRule, alert_rules, inactive_lookbacks
+from salespulse.mixin.rules import (
+    KPI_ALERTS,
+    PIPELINE_ALERTS,
+    RECORDING,
+    AlertRule,
+    alert_rules,
+    inactive_lookbacks,
+)
 from salespulse.mixin.targets import KpiAlert, Targets, kpi_period
 from state.kpis import KPI_BY_NAME
 
@@ -304,12 +311,14 @@ def partition_cases(targets: Targets, rule: AlertRule) -> list[Case]:
     pa = targets.pipeline_alerts
     labels = {"partition": "1"}
     if rule.name == "SalesPulseDeadLetters":
+        assert pa.dead_letters is not None
+        grown = pa.dead_letters.above + 1
         metric, step, at = "salespulse_dead_letters", 1, 10
         return [
             case(
                 f"{rule.name}: fires when dead letters grow",
                 step,
-                [series(metric, labels, f"0x5 {(pa.dead_letters.above or 0) + 1}x10")],  # type: ignore[union-attr]
+                [series(metric, labels, f"0x5 {grown}x10")],
                 rule.name,
                 at,
                 [rule.expected(0, _labels(labels))],
@@ -407,7 +416,7 @@ _BUILDERS: dict[str, Callable[[Targets, AlertRule], list[Case]]] = {
 }
 
 
-def test_cases(targets: Targets) -> dict[str, list[Case]]:
+def alert_cases(targets: Targets) -> dict[str, list[Case]]:
     """Every generated test case by alert name, in alert order."""
     rules = {r.name: r for r in alert_rules(targets)}
     out: dict[str, list[Case]] = {}
@@ -419,20 +428,30 @@ def test_cases(targets: Targets) -> dict[str, list[Case]]:
     return out
 
 
-def test_document(
+GROUP_ORDER = [RECORDING, KPI_ALERTS, PIPELINE_ALERTS]
+"""promtool evaluates groups in random order unless told: recording rules go first, as
+they are at most one (short) interval old in a real Prometheus."""
+
+
+def rule_test_document(
     cases: list[Case], evaluation_interval: str, rule_file: str = "../salespulse.rules.yml"
 ) -> dict[str, Any]:
     """A promtool test file's content."""
-    return {"rule_files": [rule_file], "evaluation_interval": evaluation_interval, "tests": cases}
+    return {
+        "rule_files": [rule_file],
+        "evaluation_interval": evaluation_interval,
+        "group_eval_order": GROUP_ORDER,
+        "tests": cases,
+    }
 
 
-def tests_files(targets: Targets) -> dict[str, str]:
+def rule_test_texts(targets: Targets) -> dict[str, str]:
     """File name (in ``deploy/prometheus/rules/tests/``) -> text."""
-    by_alert = test_cases(targets)
+    by_alert = alert_cases(targets)
     fast = [c for name, cs in by_alert.items() if name not in CALENDAR_ALERTS for c in cs]
     slow = [c for name, cs in by_alert.items() if name in CALENDAR_ALERTS for c in cs]
     header = f"{GENERATED}\nRun: promtool test rules deploy/prometheus/rules/tests/*.yml"
     return {
-        "salespulse_test.yml": yaml_file(test_document(fast, "5m"), header),
-        "salespulse_calendar_test.yml": yaml_file(test_document(slow, "15m"), header),
+        "salespulse_test.yml": yaml_file(rule_test_document(fast, "5m"), header),
+        "salespulse_calendar_test.yml": yaml_file(rule_test_document(slow, "15m"), header),
     }

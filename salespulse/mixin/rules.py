@@ -27,6 +27,11 @@ SERIES_LABELS = "period, scope, office, team, rep"
 ACTIVITIES_ALL_KINDS = "scope:salespulse_activities:sum"
 REVENUE_VS_TARGET = "scope:salespulse_won_revenue_target_attainment:ratio"
 EVENT_AGE = "source:salespulse_last_event_age:seconds"
+RECORDING, KPI_ALERTS, PIPELINE_ALERTS = (
+    "salespulse-recording",
+    "salespulse-kpi-alerts",
+    "salespulse-pipeline-alerts",
+)
 
 
 def selector(metric: str, **labels: str) -> str:
@@ -382,13 +387,13 @@ def rule_groups(targets: Targets) -> dict[str, Any]:
     kpi_names = {a.name for a in targets.kpi_alerts}
     return {
         "groups": [
-            {"name": "salespulse-recording", "rules": recording_rules()},
+            {"name": RECORDING, "rules": recording_rules()},
             {
-                "name": "salespulse-kpi-alerts",
+                "name": KPI_ALERTS,
                 "rules": [a.to_rule() for a in alerts if a.name in kpi_names],
             },
             {
-                "name": "salespulse-pipeline-alerts",
+                "name": PIPELINE_ALERTS,
                 "rules": [a.to_rule() for a in alerts if a.name not in kpi_names],
             },
         ]
