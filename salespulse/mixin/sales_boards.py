@@ -76,12 +76,16 @@ def _goal_trend(t: Targets, title: str, scope: str, **match: str) -> PanelSpec:
         "timeseries",
         (
             Query(kpi_expr("won_revenue", "month", scope, **match), "won revenue"),
-            Query(selector("salespulse_target", **goal), "goal"),
+            Query(
+                f"{selector('salespulse_target', **goal)} or "
+                f"{selector('salespulse_quota', period='month', scope=scope, **match)}",
+                "goal",
+            ),
         ),
         unit_for("currency", t.reporting_currency),
         ("won_revenue",),
         "Month to date over time, with the month's goal from deploy/targets.yaml "
-        "(salespulse_target).",
+        "(salespulse_target), else the sum of the month's quotas (salespulse_quota).",
         kpi_steps(t, "won_revenue", "month", scope),
         12,
         8,

@@ -46,6 +46,20 @@ def render_prometheus_config(settings: Settings) -> Path:
     return out
 
 
+def render_alertmanager_config(settings: Settings, text: str | None = None) -> Path:
+    """Write ``deploy/alertmanager/alertmanager.yml`` (or ``text``) into the home.
+
+    Alertmanager runs from this copy, so a test can point it at its own receiver and
+    ``POST /-/reload``; render again without ``text`` (and reload) to restore it.
+    """
+    if text is None:
+        text = (process.deploy_dir() / "alertmanager" / "alertmanager.yml").read_text()
+    out = alertmanager_dir(settings) / "alertmanager.yml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return out
+
+
 def _binary(names: tuple[str, ...]) -> str:
     for name in names:
         try:
@@ -87,7 +101,7 @@ def launch_alertmanager(settings: Settings) -> int | None:
     _check_port(settings, ALERTMANAGER, settings.alertmanager_port)
     root = alertmanager_dir(settings)
     (root / "data").mkdir(parents=True, exist_ok=True)
-    config = process.deploy_dir() / "alertmanager" / "alertmanager.yml"
+    config = render_alertmanager_config(settings)
     url = f"http://{settings.host}:{settings.alertmanager_port}/"
     argv = [
         _binary(ALERTMANAGER_BIN),
