@@ -90,13 +90,15 @@ async def outcomes(
     except GatewayError as err:
         if source:
             metrics.request(source, err.outcome)
-        log.info("gateway: %s refused %d %s (%s)", source, err.status, err.field, err.reason)
+        # Field paths and reasons only: never values, bodies or credentials.
+        field = (err.field or "")[:120]
+        log.info("gateway: %s refused %d %s (%s)", source, err.status, field, err.reason[:200])
         return _json(err.body(), err.status, err.headers())
     except web.HTTPRequestEntityTooLarge:
-        err = TooLarge("body", f"larger than {request.app[MAX_BODY]} bytes")
+        too_large = TooLarge("body", f"larger than {request.app[MAX_BODY]} bytes")
         if source:
-            metrics.request(source, err.outcome)
-        return _json(err.body(), err.status)
+            metrics.request(source, too_large.outcome)
+        return _json(too_large.body(), too_large.status)
     except web.HTTPException:
         raise
     except Exception:

@@ -65,7 +65,9 @@ def _event(item: Any, where: str, mapping: SourceMapping, parsed: Parsed) -> lis
     if entity is None:
         parsed.ignore("unmapped_object")
         return []
-    base = {"source": SOURCE, "entity": entity, "version_ms": version, "where": where}
+    base: dict[str, Any] = {
+        "source": SOURCE, "entity": entity, "version_ms": version, "where": where,
+    }  # fmt: skip
     if action == "merge":
         return _merge(item, where, base, event_id)
     object_id = require(item, "objectId", where)

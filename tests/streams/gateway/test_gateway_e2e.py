@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -198,7 +199,7 @@ async def test_generic_events_reach_the_topic_once(
     for payload in (batch, renamed, batch[0]):
         resp = await _post_generic(gateway, "/webhooks/generic", payload)
         assert (await resp.json())["published"] == 0
-    events = await topic_tail.wait_for(2, _mine(rid))
+    events = sorted(await topic_tail.wait_for(2, _mine(rid)), key=lambda e: e["entity_id"])
     assert len(events) == 2
     assert events[0]["fields"] == {"amount": 5, "currency": "USD"}
 
@@ -295,3 +296,20 @@ async def test_kafka_unreachable_answers_503_and_the_retry_is_published(
         assert (await resp.json())["published"] == 3
     events = await topic_tail.wait_for(3, _mine(rid))
     assert sorted(e["event_id"] for e in events) == sorted(e["event_id"] for e in payload)
+
+
+async def test_concurrent_deliveries_of_one_change_publish_it_once(
+    gateway: TestClient, topic_tail: TopicTail
+) -> None:
+    rid = run_id()
+    body = dumps([hubspot_event(7, f"{rid}1", name="amount", value="10")])
+    renamed = dumps([hubspot_event(8, f"{rid}1", name="amount", value="10")])
+    responses = await asyncio.gather(
+        *(_post_hubspot(gateway, b) for b in [body, renamed] * 4)
+    )  # fmt: skip
+    results = [await r.json() for r in responses]
+    assert [r.status for r in responses] == [200] * 8
+    assert sum(r["published"] for r in results) == 1
+    assert sum(r["duplicates"] for r in results) == 7
+    events = await topic_tail.wait_for(1, _mine(rid), settle=1.0)
+    assert len(events) == 1
