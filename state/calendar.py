@@ -133,13 +133,17 @@ class BusinessCalendar:
     def previous_like_for_like(self, kind: str, d: date, lag: str) -> tuple[date, date]:
         """The comparison range for growth: same elapsed days of the previous period.
 
-        ``lag`` is ``"mom"`` (previous month) or ``"yoy"`` (same period a year before).
-        For the period containing ``d``, the current range is [start, d]; the comparison
-        range covers as many days from the start of the earlier period, clipped to it.
+        ``lag`` is ``"mom"`` (the previous period of ``kind``: the previous month for
+        months, the previous day, week or quarter for those) or ``"yoy"`` (the period of
+        ``kind`` containing the same date a year before). For the period containing
+        ``d``, the current range is [start, d]; the comparison range covers as many days
+        from the start of the earlier period, clipped to it.
         """
         start, _end = self.period_range(kind, d)
         elapsed = (d - start).days + 1
-        months = 1 if lag == "mom" else 12
-        prev_start = _add_months(start, -months) if kind != "day" else start - timedelta(months)
-        prev_start, prev_end = self.period_range(kind, prev_start)
+        if lag == "mom":
+            earlier = start - timedelta(days=1)
+        else:
+            earlier = d.replace(year=d.year - 1, day=min(d.day, 28 if d.month == 2 else 31))
+        prev_start, prev_end = self.period_range(kind, earlier)
         return prev_start, min(prev_start + timedelta(days=elapsed), prev_end)

@@ -25,7 +25,6 @@ from pydantic import ValidationError
 from state.aggregates import PartitionAggregates
 from state.contributions import contributions
 from state.links import link_updates
-from state.money import UnknownCurrency
 from state.rules import Rules
 from state.snapshot import Snapshot, apply_event, apply_link
 from streams.schema import CrmEvent, entity_key, event_time_ms
@@ -116,7 +115,7 @@ class PartitionState:
     ) -> bool:
         try:
             new_part = contributions(entity, new, self.rules)
-        except (ValueError, UnknownCurrency, TypeError) as exc:
+        except Exception as exc:  # any value it cannot compute: a dead letter, never a crash
             outcome.status, outcome.reason = "invalid", f"fields: {exc}"
             return False
         self.aggregates.replace(contributions(entity, old, self.rules), new_part)
@@ -132,7 +131,10 @@ class PartitionState:
         if entity not in ("lead", "account"):
             return Outcome("invalid", reason=f"link record: entity {entity!r}")
         old = self.store.get(target)
-        new, changed = apply_link(old, source, token, value)
+        try:
+            new, changed = apply_link(old, source, token, value)
+        except TypeError as exc:  # a token not comparable with the stored one
+            return Outcome("invalid", reason=f"link record: token {exc}")
         outcome = Outcome("applied" if changed else "duplicate", key=target, source="link")
         if changed:
             self._swap(entity, target, old, new, outcome)

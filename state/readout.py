@@ -29,6 +29,7 @@ from state.kpis import KPI_BY_NAME
 
 DIM_INDEX = {"rep": 2, "team": 3, "office": 4, "product": 5, "source": 6, "kind": 7}
 QUOTA_KINDS = {"month", "quarter", "year"}
+FISCAL_QUOTA_KINDS = {"fiscal_quarter": "quarter", "fiscal_year": "year"}  # quota kind read
 QUOTA = "quota_amount"
 
 
@@ -74,8 +75,9 @@ class _Sums:
         self.period = period
 
     def _get(self, component: str) -> _Series | None:
-        if component == QUOTA and self.period.kind in QUOTA_KINDS:
-            component = f"{QUOTA}@{self.period.kind}"
+        kind = FISCAL_QUOTA_KINDS.get(self.period.kind, self.period.kind)
+        if component == QUOTA and kind in QUOTA_KINDS:
+            component = f"{QUOTA}@{kind}"
         return self.series.get(component)
 
     def __call__(self, component: str) -> int:

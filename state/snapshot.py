@@ -71,7 +71,8 @@ def apply_event(
     at = int(event["occurred_at_ms"])
     reached = [FIRST_SEEN]
     for name, (field, values) in milestones.items():
-        if event.get("fields", {}).get(field) in values:
+        value = event.get("fields", {}).get(field)
+        if not isinstance(value, list | dict) and value in values:  # arrays, objects: unhashable
             reached.append(name)
     for name in reached:
         if name not in marks or at < marks[name]:

@@ -2,11 +2,18 @@
 
 Written from the KPI definitions (``Kpi.definition`` / ``Kpi.counts``, DESIGN.md sections
 2-4), not from the engine: it never imports ``state.snapshot``, ``state.links``,
-``state.contributions``, ``state.aggregates``, ``state.readout`` or ``state.processor``.
-It decides each entity's *final* state from all of its events at once, then evaluates
-each KPI with plain loops and filters over those final entities. Only local-day bucketing
-(``state.calendar``) and currency conversion (``state.money``) are shared with the engine;
-both have their own unit tests.
+``state.contributions``, ``state.aggregates``, ``state.readout``, ``state.processor`` or
+``state.calendar``. It decides each entity's *final* state from all of its events at
+once, then evaluates each KPI with plain loops and filters over those final entities.
+From ``state`` it only reads the :class:`state.rules.Rules` settings.
+
+Money: an amount in a currency is converted to reporting-currency cents with the rate in
+force on the relevant local day (the newest rate dated on or before it; the oldest rate
+for earlier days; the newest when there is no day), rounded half to even.
+
+Time values: an ISO date is a local business day (its instant is local midnight), an
+ISO datetime with an offset is an instant, one without is local wall time, a number is
+epoch milliseconds. An instant's local day is its date in ``rules.timezone``.
 
 Final state of an entity (all events with the same entity type and id):
 
@@ -28,7 +35,8 @@ Periods: a :class:`Window` is a range of local days ``[start, end)``. Dated fact
 when their local day is in the window. Three facts may have no date and then count in
 every window, like the timeless open-deal counts: a closed deal without ``closed_at``, an
 open deal without ``expected_close`` and a quota without ``period_start``. A grouped KPI
-groups every counted entity by *its own* owner (rep), team or office.
+groups every counted entity by *its own* owner (rep), team, office or kind (activity
+type, spend category, quota period).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from state.rules import Rules
 
@@ -46,11 +55,64 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LIFECYCLE = {"create": True, "restore": True, "delete": False, "merge": False}
 ACTIVITY_KINDS = frozenset({"call", "email", "meeting", "demo", "task"})
 QUOTA_PERIODS = frozenset({"month", "quarter", "year"})
-DIMENSION_FIELDS = {"rep": "owner", "team": "team", "office": "office",
-                    "product": "product", "source": "source"}
+DIMENSION_FIELDS = {
+    "rep": "owner",
+    "team": "team",
+    "office": "office",
+    "product": "product",
+    "source": "source",
+}
 
 Dims = Mapping[str, str]
 Keep = Callable[[Dims], bool]
+
+
+# --- time ----------------------------------------------------------------------------
+
+
+class Clock:
+    """Local days and instants of field values in the business timezone."""
+
+    def __init__(self, timezone: str) -> None:
+        self.tz = ZoneInfo(timezone)
+
+    def instant(self, value: Any) -> datetime | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return EPOCH + timedelta(milliseconds=int(value))
+        text = str(value)
+        if _is_plain_date(text):
+            return datetime(*date.fromisoformat(text).timetuple()[:3], tzinfo=self.tz)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return moment if moment.tzinfo else moment.replace(tzinfo=self.tz)
+
+    def instant_ms(self, value: Any) -> int | None:
+        moment = self.instant(value)
+        return None if moment is None else (moment - EPOCH) // timedelta(milliseconds=1)
+
+    def day(self, value: Any) -> str | None:
+        """The local day of a field value (a plain date is that day)."""
+        if _is_plain_date(value):
+            return str(value)
+        moment = self.instant(value)
+        return None if moment is None else moment.astimezone(self.tz).date().isoformat()
+
+    def day_of_ms(self, ms: int) -> str:
+        return (EPOCH + timedelta(milliseconds=ms)).astimezone(self.tz).date().isoformat()
+
+
+def to_cents(rules: Rules, amount: Any, currency: Any, day: str | None) -> int:
+    """``amount`` (number or numeric string, blank = 0) as reporting-currency cents."""
+    value = Decimal(0) if amount in (None, "") else Decimal(str(amount))
+    code = str(currency or rules.reporting_currency).upper()
+    rate = Decimal(1)
+    if code != rules.reporting_currency.upper():
+        table = {c.upper(): r for c, r in rules.fx_rates.items()}[code]
+        dated = sorted(table.items())
+        usable = [r for d, r in dated if day is not None and d <= day]
+        rate = Decimal(str(usable[-1] if usable else dated[0 if day else -1][1]))
+    return int((value * rate * 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
 # --- final state of every entity ------------------------------------------------------
@@ -63,8 +125,9 @@ def _order(event: Mapping[str, Any]) -> tuple[int, str]:
 def event_ms(event: Mapping[str, Any]) -> int:
     """``occurred_at`` as exact integer epoch milliseconds."""
     at = event["occurred_at"]
-    moment = at if isinstance(at, datetime) else datetime.fromisoformat(
-        str(at).replace("Z", "+00:00"))
+    moment = (
+        at if isinstance(at, datetime) else datetime.fromisoformat(str(at).replace("Z", "+00:00"))
+    )
     return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
@@ -80,8 +143,9 @@ class Entity:
     qualified_stage_ms: int | None = None
 
 
-def final_entities(events: Iterable[Mapping[str, Any]], rules: Rules
-                   ) -> dict[tuple[str, str], Entity]:
+def final_entities(
+    events: Iterable[Mapping[str, Any]], rules: Rules
+) -> dict[tuple[str, str], Entity]:
     """Every entity of the log in its final state (order and duplicates are irrelevant)."""
     by_entity: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for event in events:
@@ -97,8 +161,11 @@ def final_entities(events: Iterable[Mapping[str, Any]], rules: Rules
         if lifecycle:
             entity.alive = LIFECYCLE[max(lifecycle, key=_order)["change"]]
         entity.first_seen_ms = min(event_ms(e) for e in history)
-        qualified = [event_ms(e) for e in history
-                     if e.get("fields", {}).get("stage") in rules.qualified_lead_stages]
+        qualified = [
+            event_ms(e)
+            for e in history
+            if e.get("fields", {}).get("stage") in rules.qualified_lead_stages
+        ]
         entity.qualified_stage_ms = min(qualified, default=None)
         out[(kind, entity_id)] = entity
     return out
@@ -123,7 +190,8 @@ def deal_outcome(fields: Mapping[str, Any]) -> str:
     text = str(fields.get("status") or fields.get("stage") or "open")
     name = text.lower().replace(" ", "")
     return {"won": "won", "closedwon": "won", "lost": "lost", "closedlost": "lost"}.get(
-        name, "open")
+        name, "open"
+    )
 
 
 def _is_plain_date(value: Any) -> bool:
@@ -174,7 +242,7 @@ def _cycle_seconds(rules: Rules, created: Any, closed: Any) -> int | None:
         return None
     if _is_plain_date(created) and _is_plain_date(closed):
         return (date.fromisoformat(closed) - date.fromisoformat(created)).days * 86400
-    start, end = rules.calendar.instant_ms(created), rules.calendar.instant_ms(closed)
+    start, end = Clock(rules.timezone).instant_ms(created), Clock(rules.timezone).instant_ms(closed)
     assert start is not None and end is not None
     return (end - start) // 1000
 
@@ -182,33 +250,33 @@ def _cycle_seconds(rules: Rules, created: Any, closed: Any) -> int | None:
 def _deal(entity: Entity, rules: Rules) -> Deal:
     f = entity.fields
     outcome = deal_outcome(f)
-    cal = rules.calendar
+    cal = Clock(rules.timezone)
     closed = outcome != "open"
-    day = cal.day_of_value(f.get("closed_at") if closed else f.get("expected_close"))
-    cents = rules.fx.to_cents(f.get("amount"), f.get("currency"), day)
+    day = cal.day(f.get("closed_at") if closed else f.get("expected_close"))
+    cents = to_cents(rules, f.get("amount"), f.get("currency"), day)
     weighted = 0
     if not closed:
         probability = f.get("probability")
         if probability in (None, ""):
             probability = rules.stage_probability.get(str(f.get("stage") or "").lower(), 0)
-        weighted = int((Decimal(cents) * Decimal(str(probability))).quantize(
-            Decimal(1), rounding=ROUND_HALF_EVEN))
+        weighted = int(
+            (Decimal(cents) * Decimal(str(probability))).quantize(
+                Decimal(1), rounding=ROUND_HALF_EVEN
+            )
+        )
     return Deal(
-        dims=_dims(f), outcome=outcome, day=day, cents=cents, weighted_cents=weighted,
+        dims=_dims(f),
+        outcome=outcome,
+        day=day,
+        cents=cents,
+        weighted_cents=weighted,
         cycle_seconds=_cycle_seconds(rules, f.get("created_at"), f.get("closed_at"))
-        if closed else None,
+        if closed
+        else None,
         close_ms=cal.instant_ms(f.get("closed_at")) if outcome == "won" else None,
         lead_id=str(f["lead_id"]) if f.get("lead_id") else None,
         account_id=str(f["account_id"]) if f.get("account_id") else None,
     )
-
-
-def _first_seen_day(rules: Rules, value: Any, entity: Entity) -> str:
-    day = rules.calendar.day_of_value(value)
-    if day is None:
-        assert entity.first_seen_ms is not None
-        day = rules.calendar.day_of_ms(entity.first_seen_ms)
-    return day
 
 
 # --- the oracle -----------------------------------------------------------------------
@@ -252,67 +320,111 @@ class BatchOracle:
 
     def __init__(self, events: Iterable[Mapping[str, Any]], rules: Rules) -> None:
         self.rules = rules
-        cal = rules.calendar
+        self.clock = Clock(rules.timezone)
         self.entities = final_entities(events, rules)
-        alive = [e for e in self.entities.values() if e.alive]
-        of = defaultdict(list)
-        for entity in alive:
-            of[entity.entity].append(entity)
-        self.deals = [_deal(e, rules) for e in of["deal"]]
-        won = [d for d in self.deals if d.outcome == "won" and d.close_ms is not None]
-        self.leads = []
-        for lead in of["lead"]:
-            conversions = [d.close_ms for d in won if d.lead_id == lead.entity_id]
-            f = lead.fields
-            qualified = cal.day_of_value(f.get("qualified_at"))
-            if qualified is None and lead.qualified_stage_ms is not None:
-                qualified = cal.day_of_ms(lead.qualified_stage_ms)
-            converted = cal.day_of_ms(min(conversions)) if conversions else None  # type: ignore[type-var]
-            self.leads.append(Lead(_dims(f), qualified, converted))
-        self.customers = []
-        account_ids = {d.account_id for d in won} - {None}
-        for account_id in sorted(account_ids):  # type: ignore[type-var]
+        alive: dict[str, list[Entity]] = defaultdict(list)
+        for entity in self.entities.values():
+            if entity.alive:
+                alive[entity.entity].append(entity)
+        self.deals = [_deal(e, rules) for e in alive["deal"]]
+        wins = [
+            (d, d.close_ms) for d in self.deals if d.outcome == "won" and d.close_ms is not None
+        ]
+        self.leads = [self._lead(e, wins) for e in alive["lead"]]
+        self.customers = self._customers(wins)
+        self.activities = [self._activity(e) for e in alive["activity"]]
+        self.subscriptions = [self._subscription(e) for e in alive["subscription"]]
+        self.spend = [self._spend(e) for e in alive["spend"]]
+        self.quotas = [self._quota(e) for e in alive["quota"]]
+
+    def _lead(self, lead: Entity, wins: list[tuple[Deal, int]]) -> Lead:
+        """Qualified on ``qualified_at``, else at the first event in a qualified stage;
+        converted at the first close of an alive won deal naming it."""
+        qualified = self.clock.day(lead.fields.get("qualified_at"))
+        if qualified is None and lead.qualified_stage_ms is not None:
+            qualified = self.clock.day_of_ms(lead.qualified_stage_ms)
+        closes = [ms for deal, ms in wins if deal.lead_id == lead.entity_id]
+        converted = self.clock.day_of_ms(min(closes)) if closes else None
+        return Lead(_dims(lead.fields), qualified, converted)
+
+    def _customers(self, wins: list[tuple[Deal, int]]) -> list[Customer]:
+        """Alive accounts named by an alive won deal, from their first won close; churned
+        on ``churned_at`` unless that is before the first win."""
+        first_close: dict[str, int] = {}
+        for deal, ms in wins:
+            if deal.account_id is not None:
+                first_close[deal.account_id] = min(ms, first_close.get(deal.account_id, ms))
+        customers = []
+        for account_id, ms in sorted(first_close.items()):
             account = self.entities.get(("account", account_id), Entity("account", account_id))
             if not account.alive:
                 continue
-            first = cal.day_of_ms(min(d.close_ms for d in won  # type: ignore[type-var]
-                                      if d.account_id == account_id))
-            churn = cal.day_of_value(account.fields.get("churned_at"))
-            self.customers.append(Customer(_dims(account.fields), first,
-                                           churn if churn and churn >= first else None))
-        self.activities = []
-        for act in of["activity"]:
-            kind = str(act.fields.get("type") or "other").lower()
-            kind = kind if kind in ACTIVITY_KINDS else "other"
-            self.activities.append(Dated(_dims(act.fields, kind),
-                                         _first_seen_day(rules, act.fields.get("done_at"), act)))
-        self.subscriptions = []
-        for sub in of["subscription"]:
-            f = sub.fields
-            started = _first_seen_day(rules, f.get("started_at"), sub)
-            self.subscriptions.append(Dated(
-                _dims(f), started, rules.fx.to_cents(f.get("mrr"), f.get("currency"), started),
-                end_day=cal.day_of_value(f.get("ended_at")),
-                expansion=str(f.get("kind") or "new").lower() == "expansion"))
-        self.spend = []
-        for spend in of["spend"]:
-            f = spend.fields
-            day = _first_seen_day(rules, f.get("spent_at"), spend)
-            self.spend.append(Dated(_dims(f, str(f.get("category") or "")), day,
-                                    rules.fx.to_cents(f.get("amount"), f.get("currency"), day)))
-        self.quotas = []
-        for quota in of["quota"]:
-            f = quota.fields
-            day = cal.day_of_value(f.get("period_start"))
-            self.quotas.append(Dated(_dims(f, str(f.get("period") or "month")), day,
-                                     rules.fx.to_cents(f.get("amount"), f.get("currency"), day)))
+            first = self.clock.day_of_ms(ms)
+            churn = self.clock.day(account.fields.get("churned_at"))
+            customers.append(
+                Customer(_dims(account.fields), first, churn if churn and churn >= first else None)
+            )
+        return customers
+
+    def _first_seen_day(self, value: Any, entity: Entity) -> str:
+        """The local day of ``value``, else of the entity's first event."""
+        day = self.clock.day(value)
+        if day is None:
+            assert entity.first_seen_ms is not None
+            day = self.clock.day_of_ms(entity.first_seen_ms)
+        return day
+
+    def _activity(self, activity: Entity) -> Dated:
+        kind = str(activity.fields.get("type") or "other").lower()
+        kind = kind if kind in ACTIVITY_KINDS else "other"
+        return Dated(
+            _dims(activity.fields, kind),
+            self._first_seen_day(activity.fields.get("done_at"), activity),
+        )
+
+    def _subscription(self, sub: Entity) -> Dated:
+        f = sub.fields
+        started = self._first_seen_day(f.get("started_at"), sub)
+        return Dated(
+            _dims(f),
+            started,
+            to_cents(self.rules, f.get("mrr"), f.get("currency"), started),
+            end_day=self.clock.day(f.get("ended_at")),
+            expansion=str(f.get("kind") or "new").lower() == "expansion",
+        )
+
+    def _spend(self, spend: Entity) -> Dated:
+        f = spend.fields
+        day = self._first_seen_day(f.get("spent_at"), spend)
+        return Dated(
+            _dims(f, str(f.get("category") or "")),
+            day,
+            to_cents(self.rules, f.get("amount"), f.get("currency"), day),
+        )
+
+    def _quota(self, quota: Entity) -> Dated:
+        f = quota.fields
+        day = self.clock.day(f.get("period_start"))
+        return Dated(
+            _dims(f, str(f.get("period") or "month")),
+            day,
+            to_cents(self.rules, f.get("amount"), f.get("currency"), day),
+        )
 
     def _all(self) -> list[Any]:
-        return [*self.deals, *self.leads, *self.customers, *self.activities,
-                *self.subscriptions, *self.spend, *self.quotas]
+        return [
+            *self.deals,
+            *self.leads,
+            *self.customers,
+            *self.activities,
+            *self.subscriptions,
+            *self.spend,
+            *self.quotas,
+        ]
 
-    def value(self, name: str, window: Window | None = None,
-              where: Mapping[str, str] | None = None) -> float | None:
+    def value(
+        self, name: str, window: Window | None = None, where: Mapping[str, str] | None = None
+    ) -> float | None:
         """One KPI over a window, for the entities whose dimensions match ``where``."""
         wanted = dict(where or {})
 
@@ -321,12 +433,14 @@ class BatchOracle:
 
         return ORACLE_KPIS[name](self, window or Window(), keep)
 
-    def grouped(self, name: str, window: Window, group_by: tuple[str, ...]
-                ) -> dict[tuple[str, ...], float | None]:
+    def grouped(
+        self, name: str, window: Window, group_by: tuple[str, ...]
+    ) -> dict[tuple[str, ...], float | None]:
         """The KPI for every combination of ``group_by`` labels found in the log."""
         groups = {tuple(r.dims[d] for d in group_by) for r in self._all()}
-        return {g: self.value(name, window, dict(zip(group_by, g, strict=True)))
-                for g in sorted(groups)}
+        return {
+            g: self.value(name, window, dict(zip(group_by, g, strict=True))) for g in sorted(groups)
+        }
 
     def empty(self, name: str, window: Window) -> float | None:
         """The KPI of a group with nothing in it (what an absent group means)."""
@@ -350,8 +464,11 @@ class BatchOracle:
 
     def sales_velocity(self, today: date, days: int = 90) -> float | None:
         """Open deals x average deal size x win rate / sales cycle days, trailing window."""
-        window = Window((today - timedelta(days=days - 1)).isoformat(),
-                        (today + timedelta(days=1)).isoformat(), f"trailing_{days}d")
+        window = Window(
+            (today - timedelta(days=days - 1)).isoformat(),
+            (today + timedelta(days=1)).isoformat(),
+            f"trailing_{days}d",
+        )
         open_deals = self.value("open_deals")
         size = self.value("average_deal_size", window)
         rate = self.value("win_rate", window)
@@ -369,8 +486,7 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 def _closed(o: BatchOracle, w: Window, keep: Keep, outcome: str) -> list[Deal]:
-    return [d for d in o.deals
-            if keep(d.dims) and d.outcome == outcome and w.has_or_undated(d.day)]
+    return [d for d in o.deals if keep(d.dims) and d.outcome == outcome and w.has_or_undated(d.day)]
 
 
 def _open(o: BatchOracle, keep: Keep) -> list[Deal]:
@@ -390,8 +506,16 @@ def _qualified(o: BatchOracle, w: Window, keep: Keep) -> list[Lead]:
 
 
 def _quota_cents(o: BatchOracle, w: Window, keep: Keep) -> int:
-    return _cents(q for q in o.quotas if keep(q.dims) and w.has_or_undated(q.day)
-                  and (w.kind not in QUOTA_PERIODS or q.dims["kind"] == w.kind))
+    """Quotas starting in the window; for a month, quarter or year (calendar or fiscal),
+    only the quotas set for a period of that kind."""
+    kind = w.kind.removeprefix("fiscal_")
+    return _cents(
+        q
+        for q in o.quotas
+        if keep(q.dims)
+        and w.has_or_undated(q.day)
+        and (kind not in QUOTA_PERIODS or q.dims["kind"] == kind)
+    )
 
 
 def _new_customers(o: BatchOracle, w: Window, keep: Keep) -> int:
@@ -404,26 +528,34 @@ def _churned(o: BatchOracle, w: Window, keep: Keep) -> int:
 
 def _customers_at_start(o: BatchOracle, w: Window, keep: Keep) -> int:
     """Customers whose first win is before the window and who had not churned by then."""
-    return sum(1 for c in o.customers if keep(c.dims) and w.before_start(c.first_day)
-               and not w.before_start(c.churn_day))
+    return sum(
+        1
+        for c in o.customers
+        if keep(c.dims) and w.before_start(c.first_day) and not w.before_start(c.churn_day)
+    )
 
 
 def _customers_at_end(o: BatchOracle, w: Window, keep: Keep) -> int:
-    return sum(1 for c in o.customers if keep(c.dims) and w.before_end(c.first_day)
-               and not w.before_end(c.churn_day))
+    return sum(
+        1
+        for c in o.customers
+        if keep(c.dims) and w.before_end(c.first_day) and not w.before_end(c.churn_day)
+    )
 
 
 def _mrr_at_start(o: BatchOracle, w: Window, keep: Keep) -> int:
     """MRR started before the window minus MRR ended before it (the KPI's definition)."""
     subs = [s for s in o.subscriptions if keep(s.dims)]
-    return (sum(s.cents for s in subs if w.before_start(s.day))
-            - sum(s.cents for s in subs if w.before_start(s.end_day)))
+    return sum(s.cents for s in subs if w.before_start(s.day)) - sum(
+        s.cents for s in subs if w.before_start(s.end_day)
+    )
 
 
 def _mrr_at_end(o: BatchOracle, w: Window, keep: Keep) -> int:
     subs = [s for s in o.subscriptions if keep(s.dims)]
-    return (sum(s.cents for s in subs if w.before_end(s.day))
-            - sum(s.cents for s in subs if w.before_end(s.end_day)))
+    return sum(s.cents for s in subs if w.before_end(s.day)) - sum(
+        s.cents for s in subs if w.before_end(s.end_day)
+    )
 
 
 def _mrr_ended(o: BatchOracle, w: Window, keep: Keep) -> int:
@@ -529,8 +661,9 @@ def revenue_churn_rate(o: BatchOracle, w: Window, keep: Keep) -> float | None:
 
 def net_revenue_retention(o: BatchOracle, w: Window, keep: Keep) -> float | None:
     start = _mrr_at_start(o, w, keep)
-    expansion = sum(s.cents for s in o.subscriptions
-                    if keep(s.dims) and s.expansion and w.has(s.day))
+    expansion = sum(
+        s.cents for s in o.subscriptions if keep(s.dims) and s.expansion and w.has(s.day)
+    )
     return _ratio(start + expansion - _mrr_ended(o, w, keep), start)
 
 
@@ -545,11 +678,31 @@ def customer_lifetime_value(o: BatchOracle, w: Window, keep: Keep) -> float | No
 
 
 ORACLE_KPIS: dict[str, Callable[[BatchOracle, Window, Keep], float | None]] = {
-    f.__name__: f for f in (
-        won_revenue, deals_won, deals_lost, win_rate, win_rate_by_value, average_deal_size,
-        sales_cycle, sales_cycle_closed, open_deals, open_pipeline, weighted_pipeline,
-        qualified_leads, lead_conversion_rate, cohort_conversion_rate, activities, quota,
-        quota_attainment, new_customers, customer_acquisition_cost, logo_churn_rate,
-        retention_rate, revenue_churn_rate, net_revenue_retention, customer_lifetime_value,
+    f.__name__: f
+    for f in (
+        won_revenue,
+        deals_won,
+        deals_lost,
+        win_rate,
+        win_rate_by_value,
+        average_deal_size,
+        sales_cycle,
+        sales_cycle_closed,
+        open_deals,
+        open_pipeline,
+        weighted_pipeline,
+        qualified_leads,
+        lead_conversion_rate,
+        cohort_conversion_rate,
+        activities,
+        quota,
+        quota_attainment,
+        new_customers,
+        customer_acquisition_cost,
+        logo_churn_rate,
+        retention_rate,
+        revenue_churn_rate,
+        net_revenue_retention,
+        customer_lifetime_value,
     )
 }

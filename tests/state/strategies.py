@@ -18,6 +18,7 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,19 +41,35 @@ FX_RATES = {
 
 def rules_factory(**overrides: Any) -> Rules:
     """Rules in New York with an April fiscal year and EUR/GBP rates, unless overridden."""
-    values: dict[str, Any] = {"timezone": "America/New_York", "fiscal_year_start_month": 4,
-                              "fx_rates": FX_RATES}
+    values: dict[str, Any] = {
+        "timezone": "America/New_York",
+        "fiscal_year_start_month": 4,
+        "fx_rates": FX_RATES,
+    }
     return Rules(**{**values, **overrides})
 
 
-def event_factory(entity: str = "deal", entity_id: str = "D1", change: str = "create",
-                  version: int = 1, occurred_at: str = "2017-03-01T10:00:00Z",
-                  event_id: str | None = None, **fields: Any) -> dict[str, Any]:
+def event_factory(
+    entity: str = "deal",
+    entity_id: str = "D1",
+    change: str = "create",
+    version: int = 1,
+    occurred_at: str = "2017-03-01T10:00:00Z",
+    event_id: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
     """One canonical wire event; keyword arguments become its ``fields``."""
     merged_into = fields.pop("merged_into", None)
-    event = {"event_id": event_id or f"{entity}-{entity_id}-{version}-{change}",
-             "source": "test", "entity": entity, "entity_id": entity_id, "change": change,
-             "occurred_at": occurred_at, "version": version, "fields": fields}
+    event = {
+        "event_id": event_id or f"{entity}-{entity_id}-{version}-{change}",
+        "source": "test",
+        "entity": entity,
+        "entity_id": entity_id,
+        "change": change,
+        "occurred_at": occurred_at,
+        "version": version,
+        "fields": fields,
+    }
     if merged_into:
         event["merged_into"] = merged_into
     return event
@@ -79,6 +96,7 @@ LEAD_IDS = ("L0", "L1", "L2", "L3")
 ACCOUNT_IDS = ("A0", "A1", "A2", "A3")
 
 
+@cache
 def instants() -> st.SearchStrategy[datetime]:
     """Instants over ~6.5 months, with extra weight on local month and DST boundaries."""
     return st.one_of(
@@ -99,18 +117,21 @@ def _as_value(moment: datetime, form: str) -> Any:
     return int(moment.timestamp() * 1000)
 
 
+@cache
 def time_values() -> st.SearchStrategy[Any]:
     """A time-valued field as CRMs send it: ISO date, ISO datetime (UTC, offset, naive)
     or epoch milliseconds."""
-    return st.builds(_as_value, instants(), st.sampled_from(("date", "utc", "offset",
-                                                             "naive", "ms")))
+    return st.builds(
+        _as_value, instants(), st.sampled_from(("date", "utc", "offset", "naive", "ms"))
+    )
 
 
 def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """The value, or explicitly cleared (``None``)."""
-    return st.one_of(strategy, st.none())
+    """The value (three times in four), or explicitly cleared (``None``)."""
+    return st.tuples(strategy, st.integers(0, 3)).map(lambda pair: pair[0] if pair[1] else None)
 
 
+@cache
 def amounts() -> st.SearchStrategy[Any]:
     return st.one_of(
         st.integers(0, 50_000),
@@ -119,36 +140,47 @@ def amounts() -> st.SearchStrategy[Any]:
     )
 
 
-OWNED = {"owner": maybe(st.sampled_from(REPS)), "team": st.sampled_from(TEAMS),
-         "office": st.sampled_from(OFFICES)}
+OWNED = {
+    "owner": maybe(st.sampled_from(REPS)),
+    "team": st.sampled_from(TEAMS),
+    "office": st.sampled_from(OFFICES),
+}
 FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "deal": {
         **OWNED,
         "product": st.sampled_from(("basic", "pro")),
         "source": st.sampled_from(("web", "partner", "a|b")),
-        "status": st.sampled_from(("open", "won", "lost", "Won", "", None)),
-        "stage": st.sampled_from(("prospecting", "proposal", "negotiation", "Closed Won",
-                                  "closedlost", "demo", "mystery", None)),
+        "status": st.sampled_from(("open", "won", "won", "lost", "Won", "", None)),
+        "stage": st.sampled_from(
+            (
+                "prospecting",
+                "proposal",
+                "negotiation",
+                "Closed Won",
+                "closedlost",
+                "demo",
+                "mystery",
+                None,
+            )
+        ),
         "amount": amounts(),
         "currency": st.sampled_from(CURRENCIES),
         "closed_at": maybe(time_values()),
         "created_at": maybe(time_values()),
         "expected_close": maybe(time_values()),
         "probability": st.sampled_from((None, "", 0.25, "0.5", 1, 0.333)),
-        "lead_id": st.sampled_from((*LEAD_IDS, None, "")),
-        "account_id": st.sampled_from((*ACCOUNT_IDS, None)),
+        "lead_id": st.sampled_from((*LEAD_IDS, *LEAD_IDS, None, "")),
+        "account_id": st.sampled_from((*ACCOUNT_IDS, *ACCOUNT_IDS, None)),
     },
     "lead": {
         **OWNED,
-        "stage": st.sampled_from(("new", "mql", "sql", "qualified", "MQL", "unqualified",
-                                  None)),
+        "stage": st.sampled_from(("new", "mql", "sql", "qualified", "MQL", "unqualified", None)),
         "qualified_at": maybe(time_values()),
         "created_at": time_values(),
     },
     "activity": {
         **OWNED,
-        "type": st.sampled_from(("call", "email", "meeting", "demo", "task", "Call", "note",
-                                 None)),
+        "type": st.sampled_from(("call", "email", "meeting", "demo", "task", "Call", "note", None)),
         "done_at": maybe(time_values()),
     },
     "account": {**OWNED, "churned_at": maybe(time_values())},
@@ -161,43 +193,75 @@ FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "kind": st.sampled_from(("new", "expansion", "Expansion", None)),
     },
     "spend": {
-        "team": st.sampled_from(TEAMS), "office": st.sampled_from(OFFICES),
-        "amount": amounts(), "currency": st.sampled_from(CURRENCIES),
+        "team": st.sampled_from(TEAMS),
+        "office": st.sampled_from(OFFICES),
+        "amount": amounts(),
+        "currency": st.sampled_from(CURRENCIES),
         "spent_at": maybe(time_values()),
         "category": st.sampled_from(("ads", "events", "paid|search", None)),
     },
     "quota": {
         **OWNED,
-        "amount": amounts(), "currency": st.sampled_from(CURRENCIES),
+        "amount": amounts(),
+        "currency": st.sampled_from(CURRENCIES),
         "period_start": st.one_of(
-            st.sampled_from(("2017-01-01", "2017-02-01", "2017-03-01", "2017-04-01",
-                             "2017-07-01")), time_values(), st.none()),
+            st.sampled_from(("2017-01-01", "2017-02-01", "2017-03-01", "2017-04-01", "2017-07-01")),
+            time_values(),
+            st.none(),
+        ),
         "period": st.sampled_from(("month", "quarter", "year", None)),
     },
 }
-ENTITY_IDS = {"deal": ("D0", "D1", "D2", "D3", "D4", "D5"), "lead": LEAD_IDS,
-              "account": ACCOUNT_IDS, "activity": ("T0", "T1", "T2"),
-              "subscription": ("S0", "S1", "S2"), "spend": ("P0", "P1"),
-              "quota": ("Q0", "Q1", "Q2")}
+ENTITY_IDS = {
+    "deal": ("D0", "D1", "D2", "D3", "D4", "D5"),
+    "lead": LEAD_IDS,
+    "account": ACCOUNT_IDS,
+    "activity": ("T0", "T1", "T2"),
+    "subscription": ("S0", "S1", "S2"),
+    "spend": ("P0", "P1"),
+    "quota": ("Q0", "Q1", "Q2"),
+}
 FIRST_CHANGES = ("create", "create", "create", "update")
 LATER_CHANGES = ("update",) * 6 + ("delete", "merge", "restore", "create")
+HISTORY_LENGTHS = st.integers(1, 4)
+
+
+@cache
+def _event_parts(entity: str, first: bool) -> st.SearchStrategy[tuple[Any, ...]]:
+    """(change, fields, occurred_at, event id salt, version) of one event: a first event
+    sets any fields, a later one (a partial update) up to three."""
+    spec = FIELDS[entity]
+    if first:
+        fields = st.fixed_dictionaries({}, optional=spec)
+    else:
+        fields = st.lists(st.sampled_from(sorted(spec)), unique=True, max_size=3).flatmap(
+            lambda names: st.fixed_dictionaries({name: spec[name] for name in names})
+        )
+    return st.tuples(
+        st.sampled_from(FIRST_CHANGES if first else LATER_CHANGES),
+        fields,
+        instants(),
+        st.integers(0, 9),
+        st.integers(0, 6),
+    )
 
 
 @st.composite
 def history_factory(draw: st.DrawFn, entity: str, entity_id: str) -> list[dict[str, Any]]:
     """Every event of one entity: a creation (usually), then partial updates and
     lifecycle changes, with versions that may tie (the event id breaks ties)."""
-    spec = FIELDS[entity]
     events = []
-    for i in range(draw(st.integers(1, 5))):
-        change = draw(st.sampled_from(FIRST_CHANGES if i == 0 else LATER_CHANGES))
-        fields = draw(st.fixed_dictionaries({}, optional=spec))
-        occurred = draw(instants())
+    for i in range(draw(HISTORY_LENGTHS)):
+        change, fields, occurred, salt, version = draw(_event_parts(entity, i == 0))
         event = {
-            "event_id": f"{entity_id}.{draw(st.integers(0, 9))}.{i}",
-            "source": "test", "entity": entity, "entity_id": entity_id, "change": change,
+            "event_id": f"{entity_id}.{salt}.{i}",
+            "source": "test",
+            "entity": entity,
+            "entity_id": entity_id,
+            "change": change,
             "occurred_at": occurred.isoformat().replace("+00:00", "Z"),
-            "version": draw(st.integers(0, 6)), "fields": fields,
+            "version": version,
+            "fields": fields,
         }
         if change == "merge":
             event["merged_into"] = f"{entity_id}-survivor"
@@ -206,12 +270,98 @@ def history_factory(draw: st.DrawFn, entity: str, entity_id: str) -> list[dict[s
 
 
 @st.composite
+def funnel_factory(draw: st.DrawFn, n: int) -> list[dict[str, Any]]:
+    """A coherent customer story, so that conversion and churn KPIs see data: a lead
+    qualifies (and may requalify), its deal is won some days later for a new account
+    that subscribes and may churn, usually months later."""
+    anchor = draw(instants())
+    form = st.sampled_from(("date", "utc", "offset", "naive", "ms"))
+    rep, team = draw(st.sampled_from(REPS)), draw(st.sampled_from(TEAMS))
+
+    def later(low: int, high: int) -> datetime:
+        return anchor + timedelta(
+            days=draw(st.integers(low, high)), seconds=draw(st.integers(0, 86399))
+        )
+
+    lead, deal, account, sub = f"FL{n}", f"FD{n}", f"FA{n}", f"FS{n}"
+    qualified, closed = later(0, 10), later(5, 40)
+    steps: list[tuple[str, str, str, datetime, dict[str, Any]]] = [
+        ("lead", lead, "create", anchor, {"owner": rep, "team": team, "stage": "new"}),
+        ("lead", lead, "update", qualified, {"stage": draw(st.sampled_from(("mql", "sql")))}),
+        (
+            "deal",
+            deal,
+            "create",
+            qualified,
+            {
+                "owner": rep,
+                "team": team,
+                "status": "open",
+                "stage": "proposal",
+                "amount": draw(amounts()),
+                "currency": draw(st.sampled_from(CURRENCIES)),
+                "lead_id": lead,
+                "account_id": account,
+                "created_at": _as_value(qualified, draw(form)),
+            },
+        ),
+        (
+            "deal",
+            deal,
+            "update",
+            closed,
+            {"status": "won", "closed_at": _as_value(closed, draw(form))},
+        ),
+        ("account", account, "create", closed, {"owner": rep, "team": team}),
+        (
+            "subscription",
+            sub,
+            "create",
+            closed,
+            {
+                "owner": rep,
+                "team": team,
+                "mrr": draw(amounts()),
+                "kind": draw(st.sampled_from(("new", "expansion"))),
+                "started_at": _as_value(closed, draw(form)),
+            },
+        ),
+    ]
+    if draw(st.integers(0, 2)) == 0:  # the won deal is moved to another lead or account
+        moved = draw(st.sampled_from(("lead_id", "account_id")))
+        target = draw(st.sampled_from((*LEAD_IDS, None) if moved == "lead_id" else ACCOUNT_IDS))
+        steps.append(("deal", deal, "update", later(5, 60), {moved: target}))
+    if draw(st.booleans()):  # moves on to SQL later: the lead stays qualified since MQL
+        steps.append(("lead", lead, "update", later(0, 60), {"stage": "sql"}))
+    if draw(st.booleans()):  # churns, usually months later (rarely before the win)
+        churned = _as_value(later(0, 150), draw(form))
+        steps.append(("account", account, "update", later(30, 150), {"churned_at": churned}))
+        steps.append(("subscription", sub, "update", later(30, 150), {"ended_at": churned}))
+    return [
+        {
+            "event_id": f"F{n}.{i}",
+            "source": "test",
+            "entity": entity,
+            "entity_id": eid,
+            "change": change,
+            "occurred_at": at.isoformat(),
+            "version": i,
+            "fields": fields,
+        }
+        for i, (entity, eid, change, at, fields) in enumerate(steps)
+    ]
+
+
+@st.composite
 def event_log_factory(draw: st.DrawFn) -> list[dict[str, Any]]:
-    """A CRM event log over every entity type (each entity's events in creation order)."""
+    """A CRM event log over every entity type (each entity's events in creation order),
+    plus up to two coherent customer stories."""
     log: list[dict[str, Any]] = []
     for entity, ids in ENTITY_IDS.items():
-        for entity_id in draw(st.lists(st.sampled_from(ids), unique=True)):
+        for entity_id in draw(st.lists(st.sampled_from(ids), unique=True, min_size=1)):
             log.extend(draw(history_factory(entity, entity_id)))
+    for n in range(draw(st.integers(0, 2))):
+        log.extend(draw(funnel_factory(n)))
     return log
 
 
@@ -236,8 +386,7 @@ class EngineRun:
     def aggregates(self) -> dict[AggKey, int]:
         """The partitions' aggregates as the collector sees them: published as JSON
         (what goes to Redis), decoded and summed."""
-        published = [decode_aggregates(ps.aggregates.to_json())
-                     for ps in self.partitions.values()]
+        published = [decode_aggregates(ps.aggregates.to_json()) for ps in self.partitions.values()]
         for ps, seen in zip(self.partitions.values(), published, strict=True):
             assert seen == ps.aggregates.values, "aggregates changed on their way to Redis"
         return sum_aggregates(published)
@@ -259,8 +408,13 @@ def _record_key(record: Mapping[str, Any]) -> str:
     return f"{record['entity']}:{record['entity_id']}"
 
 
-def run_engine(delivery: Iterable[dict[str, Any]], rules: Rules, rnd: random.Random,
-               partitions: int = 3, link_copies: int = 1) -> EngineRun:
+def run_engine(
+    delivery: Iterable[dict[str, Any]],
+    rules: Rules,
+    rnd: random.Random,
+    partitions: int = 3,
+    link_copies: int = 1,
+) -> EngineRun:
     """Apply a delivery to ``partitions`` partition states, routing every record (event or
     link fact) by its entity key; link facts travel as JSON, are interleaved with later
     events at random and the rest delivered at the end, shuffled, ``link_copies`` times."""
