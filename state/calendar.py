@@ -16,11 +16,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 PERIOD_KINDS = ("day", "week", "month", "quarter", "year", "fiscal_quarter", "fiscal_year")
 TRAILING_DAYS = {"trailing_7d": 7, "trailing_30d": 30, "trailing_90d": 90, "trailing_365d": 365}
+
+
+@lru_cache(maxsize=1 << 16)
+def _day_of_text(timezone: str, text: str) -> str:
+    """Local day of an ISO date (taken as local) or ISO datetime (converted)."""
+    if len(text) == 10:
+        return date.fromisoformat(text).isoformat()
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        return parsed.date().isoformat()
+    return parsed.astimezone(ZoneInfo(timezone)).date().isoformat()
+
+
+@lru_cache(maxsize=1 << 16)
+def _instant_of_text(timezone: str, text: str) -> int:
+    """Epoch ms of an ISO date (local midnight) or ISO datetime (naive = local)."""
+    if len(text) == 10:
+        parsed = datetime.combine(date.fromisoformat(text), datetime.min.time(), ZoneInfo(timezone))
+    else:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=ZoneInfo(timezone))
+    return int(parsed.timestamp() * 1000)
 
 
 def _add_months(d: date, months: int) -> date:
@@ -49,13 +73,9 @@ class BusinessCalendar:
             return None
         if isinstance(value, int | float) and not isinstance(value, bool):
             return self.day_of_ms(int(value))
-        text = str(value)
-        if len(text) == 10:
-            return date.fromisoformat(text).isoformat()
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if parsed.tzinfo is None:
-            return parsed.date().isoformat()
-        return parsed.astimezone(self.tz).date().isoformat()
+        if type(value) is str:
+            return _day_of_text(self.timezone, value)
+        return _day_of_text(self.timezone, str(value))
 
     def instant_ms(self, value: Any) -> int | None:
         """Epoch ms of a field value; an ISO date means local midnight of that day."""
@@ -63,14 +83,7 @@ class BusinessCalendar:
             return None
         if isinstance(value, int | float) and not isinstance(value, bool):
             return int(value)
-        text = str(value)
-        if len(text) == 10:
-            parsed = datetime.combine(date.fromisoformat(text), datetime.min.time(), self.tz)
-        else:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=self.tz)
-        return int(parsed.timestamp() * 1000)
+        return _instant_of_text(self.timezone, str(value))
 
     def today(self, now: datetime | None = None) -> date:
         """Today's local business date."""

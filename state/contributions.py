@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from state.links import deal_status
+from state.money import parse_amount
 from state.rules import Rules
 from state.snapshot import FIRST_SEEN, Snapshot, field_values, is_alive
 
@@ -23,6 +24,66 @@ AggKey = tuple[str, str, str, str, str, str, str, str]
 Contributions = dict[AggKey, int]
 
 ACTIVITY_TYPES = frozenset({"call", "email", "meeting", "demo", "task"})
+
+DATE_FIELDS = frozenset(
+    {
+        "closed_at",
+        "created_at",
+        "expected_close",
+        "qualified_at",
+        "done_at",
+        "churned_at",
+        "started_at",
+        "ended_at",
+        "spent_at",
+        "period_start",
+    }
+)
+AMOUNT_FIELDS = frozenset({"amount", "mrr"})
+SCALAR_FIELDS = frozenset(
+    {
+        "owner",
+        "team",
+        "office",
+        "product",
+        "source",
+        "stage",
+        "status",
+        "type",
+        "category",
+        "kind",
+        "period",
+        "lead_id",
+        "account_id",
+    }
+)
+MAX_AMOUNT = Decimal(10) ** 15
+
+
+def check_fields(entity: str, fields: dict[str, Any], rules: Rules) -> None:
+    """Raise ``ValueError`` if a field the KPIs read has a value they cannot use.
+
+    Checked on the event alone (not the merged snapshot), so whether an event is rejected
+    never depends on the order in which events arrive.
+    """
+    for name, value in fields.items():
+        if name in DATE_FIELDS:
+            rules.calendar.day_of_value(value)
+            rules.calendar.instant_ms(value)
+        elif name in AMOUNT_FIELDS:
+            amount = parse_amount(value)
+            if not amount.is_finite() or abs(amount) >= MAX_AMOUNT:
+                raise ValueError(f"{name}: out of range: {value!r}")
+        elif name == "currency" and value not in (None, ""):
+            if not isinstance(value, str):
+                raise ValueError(f"currency: not a code: {value!r}")
+            rules.fx.rate(value, None)
+        elif name == "probability" and value not in (None, ""):
+            p = parse_amount(value)
+            if not p.is_finite() or not 0 <= p <= 1:
+                raise ValueError(f"probability: not in 0..1: {value!r}")
+        elif name in SCALAR_FIELDS and isinstance(value, list | dict):
+            raise ValueError(f"{name}: not a scalar")
 
 
 def _s(value: Any) -> str:

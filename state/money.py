@@ -46,6 +46,8 @@ class FxTable:
 
     def to_cents(self, amount: Any, currency: str | None, day: str | None) -> int:
         """``amount`` in ``currency`` as reporting-currency cents, rounded half-even."""
+        if type(amount) is int and (not currency or currency.upper() == self.reporting):
+            return amount * 100  # exact, and the common case
         value = parse_amount(amount)
         rate = self.rate(currency or self.reporting, day)
         cents = value * rate * 100

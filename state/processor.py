@@ -23,11 +23,11 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from state.aggregates import PartitionAggregates
-from state.contributions import contributions
+from state.contributions import Contributions, check_fields, contributions
 from state.links import link_updates
 from state.rules import Rules
 from state.snapshot import Snapshot, apply_event, apply_link
-from streams.schema import CrmEvent, entity_key, event_time_ms
+from streams.schema import CrmEvent, entity_key, event_time_ms, fast_event_time_ms
 
 LINK_MARKER = "link"
 
@@ -64,16 +64,26 @@ def _validation_reason(exc: ValidationError) -> str:
 
 
 class PartitionState:
-    """Snapshots and aggregates of one partition."""
+    """Snapshots and aggregates of one partition.
 
-    def __init__(self, rules: Rules, store: MutableMapping[str, Snapshot]) -> None:
+    Keeps the contribution of recently changed entities (up to ``contribution_cache``)
+    so an update computes only the new contribution; the store must be written only
+    through this class.
+    """
+
+    def __init__(
+        self, rules: Rules, store: MutableMapping[str, Snapshot], contribution_cache: int = 200_000
+    ) -> None:
         self.rules = rules
         self.store = store
         self.aggregates = PartitionAggregates()
+        self._contributions: dict[str, Contributions] = {}
+        self._cache_limit = contribution_cache
 
     def rebuild(self) -> None:
         """Recompute the aggregates from every snapshot in the store."""
         items = getattr(self.store, "items_decoded", self.store.items)
+        self._contributions.clear()
         self.aggregates.rebuild(
             contributions(key.partition(":")[0], snap, self.rules) for key, snap in items()
         )
@@ -82,28 +92,30 @@ class PartitionState:
         """Apply one decoded record (a canonical event or a link fact)."""
         if raw.get(LINK_MARKER) == 1:
             return self._apply_link(raw)
+        at_ms = fast_event_time_ms(raw)
+        if at_ms is None:
+            try:
+                event = CrmEvent.model_validate(raw)
+            except ValidationError as exc:
+                return Outcome("invalid", reason=_validation_reason(exc))
+            raw, at_ms = event.to_wire(), event_time_ms(event.occurred_at)
+        entity = raw["entity"]
         try:
-            event = CrmEvent.model_validate(raw)
-        except ValidationError as exc:
-            return Outcome("invalid", reason=_validation_reason(exc))
-        key = event.key
-        wire = {
-            **raw,
-            "occurred_at_ms": event_time_ms(event.occurred_at),
-            "version": event.version,
-            "event_id": event.event_id,
-        }
+            check_fields(entity, raw.get("fields", {}), self.rules)
+        except Exception as exc:  # a value no KPI can use: a dead letter, whatever the order
+            return Outcome("invalid", reason=f"fields: {exc}")
+        key = f"{entity}:{raw['entity_id']}"
         old = self.store.get(key)
-        new, changed = apply_event(old, wire, self.rules.milestones(event.entity))
+        new, changed = apply_event(old, raw, self.rules.milestones(entity), at_ms)
         outcome = Outcome(
             "applied" if changed else "duplicate",
             key=key,
-            event_time_ms=wire["occurred_at_ms"],
-            source=event.source,
+            event_time_ms=at_ms,
+            source=raw["source"],
         )
-        if changed and not self._swap(event.entity, key, old, new, outcome):
+        if changed and not self._swap(entity, key, old, new, outcome):
             return outcome
-        if event.entity == "deal":
+        if entity == "deal":
             outcome.links = [
                 link_record(t, key, tok, v)
                 for t, tok, v in link_updates(old if changed else None, new, self.rules.calendar)
@@ -118,8 +130,14 @@ class PartitionState:
         except Exception as exc:  # any value it cannot compute: a dead letter, never a crash
             outcome.status, outcome.reason = "invalid", f"fields: {exc}"
             return False
-        self.aggregates.replace(contributions(entity, old, self.rules), new_part)
+        old_part = self._contributions.pop(key, None)
+        if old_part is None:
+            old_part = contributions(entity, old, self.rules)
+        self.aggregates.replace(old_part, new_part)
         self.store[key] = new
+        if len(self._contributions) >= self._cache_limit:
+            self._contributions.clear()
+        self._contributions[key] = new_part
         return True
 
     def _apply_link(self, raw: dict[str, Any]) -> Outcome:

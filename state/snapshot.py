@@ -44,45 +44,58 @@ def empty_snapshot() -> Snapshot:
 
 
 def apply_event(
-    snapshot: Snapshot | None, event: Mapping[str, Any], milestones: MilestoneRules
+    snapshot: Snapshot | None,
+    event: Mapping[str, Any],
+    milestones: MilestoneRules,
+    at_ms: int | None = None,
 ) -> tuple[Snapshot, bool]:
-    """Apply one event (wire dict with ``occurred_at_ms``); return (snapshot, changed).
+    """Apply one event (wire dict; its time is ``at_ms`` or ``occurred_at_ms``).
 
-    The input snapshot is not modified; a changed snapshot is a new dict.
+    Returns (snapshot, changed). The input snapshot is not modified; a changed snapshot is
+    a new dict (unchanged parts are shared with the old one).
     """
     old = snapshot if snapshot is not None else empty_snapshot()
-    token: Token = (int(event["version"]), str(event["event_id"]))
-    fields = dict(old["f"])
+    version, event_id = int(event["version"]), str(event["event_id"])
+    token: Token = (version, event_id)
+    old_fields = old["f"]
+    fields = old_fields
     changed = snapshot is None
-    for name, value in event.get("fields", {}).items():
-        stored = fields.get(name)
-        if _newer(token, stored):
-            fields[name] = [value, token[0], token[1]]
+    event_fields = event.get("fields", {})
+    for name, value in event_fields.items():
+        stored = old_fields.get(name)
+        if stored is None or token > (stored[-2], stored[-1]):
+            if fields is old_fields:
+                fields = dict(old_fields)
+            fields[name] = [value, version, event_id]
             changed = True
     alive = old["a"]
     change = event["change"]
     if change in _ALIVE_BY_CHANGE and _newer(token, alive):
-        alive = [_ALIVE_BY_CHANGE[change], token[0], token[1]]
+        alive = [_ALIVE_BY_CHANGE[change], version, event_id]
         changed = True
-    if change == "merge" and event.get("merged_into") and _newer(token, fields.get("merged_into")):
-        fields["merged_into"] = [event["merged_into"], token[0], token[1]]
+    merged_into = event.get("merged_into")
+    if change == "merge" and merged_into and _newer(token, fields.get("merged_into")):
+        fields = dict(fields) if fields is old_fields else fields
+        fields["merged_into"] = [merged_into, version, event_id]
         changed = True
-    marks = dict(old["m"])
-    at = int(event["occurred_at_ms"])
+    old_marks = marks = old["m"]
+    at = int(event["occurred_at_ms"] if at_ms is None else at_ms)
     reached = [FIRST_SEEN]
     for name, (field, values) in milestones.items():
-        value = event.get("fields", {}).get(field)
+        value = event_fields.get(field)
         if not isinstance(value, list | dict) and value in values:  # arrays, objects: unhashable
             reached.append(name)
     for name in reached:
         if name not in marks or at < marks[name]:
+            if marks is old_marks:
+                marks = dict(old_marks)
             marks[name] = at
             changed = True
-    if token[0] > old["v"]:  # "v" is the greatest version seen, whatever the order
+    if version > old["v"]:  # "v" is the greatest version seen, whatever the order
         changed = True
     if not changed:
         return old, False
-    new = {"f": fields, "a": alive, "m": marks, "l": old.get("l", {}), "v": max(old["v"], token[0])}
+    new = {"f": fields, "a": alive, "m": marks, "l": old.get("l", {}), "v": max(old["v"], version)}
     return new, True
 
 

@@ -16,7 +16,9 @@ timestamp in milliseconds). State applies fields last-writer-wins per field on
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -71,3 +73,55 @@ def entity_key(entity: str, entity_id: str) -> str:
 def event_time_ms(occurred_at: datetime) -> int:
     """Event time as integer epoch milliseconds (exact, timezone-free)."""
     return int(occurred_at.timestamp() * 1000)
+
+
+_ENTITIES = frozenset(ENTITY_TYPES)
+_CHANGES = frozenset(CHANGE_TYPES)
+_KEYS = frozenset(CrmEvent.model_fields)
+
+
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)")
+
+
+@lru_cache(maxsize=1 << 16)
+def _aware_iso_ms(text: str) -> int | None:
+    if not _RFC3339.fullmatch(text):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return None if parsed.tzinfo is None else event_time_ms(parsed)
+
+
+def _ident(value: Any, limit: int) -> bool:
+    return (
+        type(value) is str and 0 < len(value) <= limit and "|" not in value and ("\n" not in value)
+    )
+
+
+def fast_event_time_ms(raw: dict[str, Any]) -> int | None:
+    """Event time (ms) of a plainly valid wire event, or ``None`` to use the full validator.
+
+    Accepts exactly a subset of what :class:`CrmEvent` accepts (strict types, ISO-8601
+    time with an offset), so the worker skips pydantic for the common case; anything
+    unusual goes through :meth:`CrmEvent.model_validate`, which decides and explains.
+    """
+    if raw.get("v", 1) != 1 or not raw.keys() <= _KEYS:
+        return None
+    version, fields, merged = raw.get("version"), raw.get("fields", {}), raw.get("merged_into")
+    if not (
+        _ident(raw.get("event_id"), 200)
+        and _ident(raw.get("entity_id"), 200)
+        and type(raw.get("source")) is str
+        and 0 < len(raw["source"]) <= 40
+        and raw.get("entity") in _ENTITIES
+        and raw.get("change") in _CHANGES
+        and type(version) is int
+        and version >= 0
+        and type(fields) is dict
+        and (merged is None or type(merged) is str)
+        and type(raw.get("occurred_at")) is str
+    ):
+        return None
+    return _aware_iso_ms(raw["occurred_at"])

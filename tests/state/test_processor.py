@@ -120,10 +120,20 @@ def test_a_malformed_field_value_is_a_dead_letter_not_a_crash(
     assert ps.store == {} and ps.aggregates.values == {}
 
 
-def test_a_lead_stage_that_is_not_a_name_is_kept_but_never_qualifies() -> None:
+def test_a_lead_stage_that_is_not_a_scalar_is_a_dead_letter() -> None:
     ps = PartitionState(rules_factory(), {})
-    assert ps.apply(event_factory("lead", "L1", stage=["mql"])).status == "applied"
+    outcome = ps.apply(event_factory("lead", "L1", stage=["mql"]))
+    assert outcome.status == "invalid" and outcome.reason == "fields: stage: not a scalar"
     assert Readout(dict(ps.aggregates.values)).value("qualified_leads", Period()) == 0
+
+
+def test_rejecting_a_bad_field_value_does_not_depend_on_delivery_order() -> None:
+    good = event_factory("deal", "D1", status="won", amount=10, owner="ann")
+    bad = {**event_factory("deal", "D1", currency="XXX"), "version": 0, "event_id": "e0"}
+    first, second = PartitionState(rules_factory(), {}), PartitionState(rules_factory(), {})
+    assert [o.status for o in first.apply_all([bad, good])] == ["invalid", "applied"]
+    assert [o.status for o in second.apply_all([good, bad])] == ["applied", "invalid"]
+    assert first.store == second.store
 
 
 def test_a_link_record_with_an_incomparable_token_is_invalid() -> None:
