@@ -6,8 +6,10 @@ publish them *absolute* (not as increments), so a replay or a partition move ove
 rather than double counts.
 
 >>> agg = PartitionAggregates()
->>> agg.replace({}, {("won_amount", "2017-03-01", "r", "", "", "", "", ""): 500})
->>> agg.replace({("won_amount", "2017-03-01", "r", "", "", "", "", ""): 500}, {})
+>>> agg.replace({}, {"won_amount|2017-03-01|r|||||": 500})
+>>> agg.values
+{('won_amount', '2017-03-01', 'r', '', '', '', '', ''): 500}
+>>> agg.replace({"won_amount|2017-03-01|r|||||": 500}, {})
 >>> agg.values
 {}
 """
@@ -25,36 +27,51 @@ SEPARATOR = "|"
 
 
 class PartitionAggregates:
-    """Additive components of one partition, keyed by :data:`AggKey`."""
+    """Additive components of one partition.
+
+    Kept keyed by the wire form ``"component|day|rep|team|office|product|source|kind"``
+    (what contributions produce), so publishing is one ``orjson.dumps``; :attr:`values`
+    gives the tuple-keyed view (:data:`AggKey`) that readers use.
+    """
 
     def __init__(self) -> None:
-        self.values: dict[AggKey, int] = {}
+        self.wire: dict[str, int] = {}
 
-    def replace(self, old: Contributions, new: Contributions) -> None:
-        """Swap an entity's old contribution for its new one."""
-        values = self.values
+    @property
+    def values(self) -> dict[AggKey, int]:
+        """The aggregates keyed by :data:`AggKey` tuples (a new dict)."""
+        return {tuple(k.split(SEPARATOR)): v for k, v in self.wire.items()}  # type: ignore[misc]
+
+    def replace(self, old: Mapping[Any, int], new: Mapping[Any, int]) -> None:
+        """Swap an entity's old contribution for its new one (keys: wire strings or tuples)."""
+        wire = self.wire
         for key, n in old.items():
-            left = values.get(key, 0) - n
-            if left:
-                values[key] = left
-            else:
-                values.pop(key, None)
+            m = new.get(key, 0)
+            if m != n:
+                self._add(key, m - n, wire)
         for key, n in new.items():
-            total = values.get(key, 0) + n
-            if total:
-                values[key] = total
-            else:
-                values.pop(key, None)
+            if key not in old:
+                self._add(key, n, wire)
+
+    @staticmethod
+    def _add(key: Any, n: int, wire: dict[str, int]) -> None:
+        if type(key) is not str:
+            key = SEPARATOR.join(key)
+        total = wire.get(key, 0) + n
+        if total:
+            wire[key] = total
+        else:
+            wire.pop(key, None)
 
     def rebuild(self, contributions: Iterable[Contributions]) -> None:
         """Recompute from scratch from every entity's contribution."""
-        self.values = {}
+        self.wire = {}
         for contribution in contributions:
             self.replace({}, contribution)
 
     def to_json(self) -> bytes:
         """Compact JSON ``{"component|day|dims...": n}`` for Redis."""
-        return orjson.dumps({SEPARATOR.join(k): v for k, v in self.values.items()})
+        return orjson.dumps(self.wire)
 
 
 def decode_aggregates(data: bytes | str) -> dict[AggKey, int]:

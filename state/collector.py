@@ -92,6 +92,12 @@ def health_families(view: View) -> Iterator[GaugeMetricFamily]:
         ("dead_letters", "dead_letters", "Records or events routed to the dead-letter topic."),
         ("rebuilds", "rebuilds", "Aggregate rebuilds from the snapshot table."),
         ("rebuild_seconds", "rebuild_seconds", "Duration of the last aggregate rebuild."),
+        (
+            "recovery_seconds",
+            "recovery_seconds",
+            "Seconds from the partition's last assignment to its aggregates being rebuilt "
+            "(changelog recovery included).",
+        ),
     ]
     for name, stat, text in specs:
         family = GaugeMetricFamily(f"salespulse_{name}", text, labels=["partition"])

@@ -2,7 +2,7 @@
 
 Every KPI is a ratio or sum of additive *components* (counts, integer cents, seconds).
 An entity's contribution is a pure function of its snapshot: a mapping from
-:data:`AggKey` ``(component, local day, rep, team, office, product, source, kind)`` to
+the wire form of :data:`AggKey` ``"component|local day|rep|team|office|product|source|kind"`` to
 an integer. Partition aggregates are the sum of contributions of the partition's
 entities, maintained by adding ``new - old`` on every snapshot change and rebuilt from
 the snapshot table on recovery. ``day`` is ``""`` for timeless components (open deals).
@@ -21,7 +21,8 @@ from state.rules import Rules
 from state.snapshot import FIRST_SEEN, Snapshot, field_values, is_alive
 
 AggKey = tuple[str, str, str, str, str, str, str, str]
-Contributions = dict[AggKey, int]
+# Contributions are keyed by the wire form of an AggKey: its parts joined by "|".
+Contributions = dict[str, int]
 
 ACTIVITY_TYPES = frozenset({"call", "email", "meeting", "demo", "task"})
 
@@ -104,7 +105,7 @@ def _dims(f: dict[str, Any], kind: str = "") -> tuple[str, str, str, str, str, s
 def _add(
     out: Contributions, component: str, day: str | None, dims: tuple[str, ...], n: int
 ) -> None:
-    key: AggKey = (component, day or "", *dims)  # type: ignore[assignment]
+    key = "|".join((component, day or "", *dims))
     out[key] = out.get(key, 0) + n
 
 

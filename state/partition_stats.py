@@ -15,6 +15,7 @@ class PartitionStats:
     dead_letters: int = 0
     rebuilds: int = 0
     rebuild_seconds: float = 0.0
+    recovery_seconds: float = 0.0  # last assignment -> aggregates rebuilt (recovery included)
     last_offset: int = -1
     lag: int = 0
     last_event_ms: dict[str, int] = field(default_factory=dict)

@@ -29,7 +29,7 @@ def test_components_that_sum_to_zero_disappear() -> None:
 
 def test_rebuilding_gives_the_sum_of_the_contributions() -> None:
     agg = PartitionAggregates()
-    agg.values = {key("stale"): 7}
+    agg.replace({}, {key("stale"): 7})
     agg.rebuild([{key("won_count"): 1}, {key("won_count"): 1, key("lost_count"): 1}, {}])
     assert agg.values == {key("won_count"): 2, key("lost_count"): 1}
 
