@@ -33,6 +33,12 @@ app = faust.App(
     stream_buffer_maxsize=4096,
     table_standby_replicas=0,
     autodiscover=False,
+    # aiokafka 0.14 does not refresh metadata when a ListOffsets answer is "not leader"
+    # (Fetcher._update_fetch_positions), so after a partition leader moves (a broker
+    # restart, a preferred-leader election) a consumer can retry the old leader until the
+    # periodic refresh: keep that period short (default 5 minutes).
+    consumer_metadata_max_age_ms=10_000,
+    producer_metadata_max_age_ms=10_000,
 )
 
 events_topic = app.topic(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -34,6 +34,7 @@ dirty: set[int] = set()
 FULL_PUBLISH_EVERY_S = 5.0
 _last_full_publish = 0.0
 _redis: aioredis.Redis | None = None
+_assigned_at: dict[int, float] = {}  # partition -> when the last rebalance assigned it
 
 
 def assigned_partitions() -> set[int]:
@@ -49,12 +50,57 @@ def _fresh_state(partition: int) -> PartitionState:
     part_stats = stats[partition]
     part_stats.rebuilds += 1
     part_stats.rebuild_seconds = time.monotonic() - started
+    assigned = _assigned_at.pop(partition, None)
+    if assigned is not None:  # changelog recovery + rebuild: how long the partition stalled
+        part_stats.recovery_seconds = time.monotonic() - assigned
     return state
+
+
+def _kafka_producer() -> Any:
+    """The aiokafka producer under Faust's producer (started with the app)."""
+    return cast(Any, app.producer)._ensure_producer()
+
+
+async def drain_stores(partitions: Any = None) -> None:
+    """Send pending snapshot writes and wait until they are acknowledged and in RocksDB."""
+    producer = _kafka_producer()
+    for partition, state in list(states.items()):
+        if partitions is None or partition in partitions:
+            await state.store.drain(producer, changelog)  # type: ignore[attr-defined]
+
+
+async def flush_stores() -> None:
+    """Hand every pending snapshot write to the producer (before it is flushed)."""
+    producer = _kafka_producer()
+    for state in list(states.values()):
+        await state.store.flush(producer, changelog)  # type: ignore[attr-defined]
+
+
+def hook_producer_flush() -> None:
+    """Make the producer's flush send pending snapshot writes first.
+
+    Faust flushes the producer right before it commits source offsets (and on
+    rebalance and shutdown): so no offset is committed before the changelog writes of
+    the events up to it were sent and acknowledged, while the agent itself never waits
+    for the broker.
+    """
+    producer: Any = app.producer
+    if getattr(producer, "_salespulse_flush_hooked", False):
+        return
+    original = producer.flush
+
+    async def flush() -> None:
+        await flush_stores()
+        await original()
+
+    producer.flush = flush
+    producer._salespulse_flush_hooked = True
 
 
 async def rebuild_assigned() -> None:
     """Recompute every owned partition's aggregates from the snapshot table."""
     owned = assigned_partitions()
+    await drain_stores()
     states.clear()
     states.update({p: _fresh_state(p) for p in sorted(owned)})
     dirty.update(owned)
@@ -64,13 +110,23 @@ async def rebuild_assigned() -> None:
 snapshots.on_recover(rebuild_assigned)
 
 
-@app.on_partitions_revoked.connect
-async def forget_revoked(app: Any, revoked: set[Any], **kwargs: Any) -> None:
-    """Stop publishing partitions this worker no longer owns."""
-    for tp in revoked:
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]
+async def note_assigned(app: Any, assigned: set[Any], **kwargs: Any) -> None:
+    """Remember when partitions were assigned: their recovery time starts there."""
+    now = time.monotonic()
+    for tp in assigned:
         if tp.topic == events_topic.topics[0]:
-            states.pop(tp.partition, None)
-            dirty.discard(tp.partition)
+            _assigned_at[tp.partition] = now
+
+
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
+async def forget_revoked(app: Any, revoked: set[Any], **kwargs: Any) -> None:
+    """Stop publishing partitions this worker no longer owns (their writes drained)."""
+    gone = {tp.partition for tp in revoked if tp.topic == events_topic.topics[0]}
+    await drain_stores(gone)
+    for partition in gone:
+        states.pop(partition, None)
+        dirty.discard(partition)
 
 
 async def _dead_letter(raw: Any, reason: str, partition: int, offset: int) -> None:
@@ -79,12 +135,14 @@ async def _dead_letter(raw: Any, reason: str, partition: int, offset: int) -> No
     await dead_letter_topic.send(value=orjson.dumps(payload, default=str))
 
 
-changelog = snapshots.changelog_topic_name
+changelog = cast(Any, snapshots).changelog_topic_name
+MAX_UNSENT = 20_000  # snapshot writes kept per partition before they are sent anyway
 
 
 @app.agent(events_topic)
 async def process_events(stream: Any) -> None:
     """Apply every event of every record; route link facts to their owners' partitions."""
+    hook_producer_flush()
     async for event in stream.events():
         partition, offset = event.message.partition, event.message.offset
         state = states.get(partition)
@@ -111,7 +169,8 @@ async def process_events(stream: Any) -> None:
                 links[partition_for(target, settings.partitions)].append(link)
         for target_partition, records in links.items():
             events_topic.send_soon(value=encode_batch(records), partition=target_partition)
-        await state.store.flush(app.producer._ensure_producer(), changelog)
+        if len(state.store.unsent) >= MAX_UNSENT:  # type: ignore[attr-defined]
+            await state.store.flush(_kafka_producer(), changelog)  # type: ignore[attr-defined]
         part_stats.last_offset = offset
         dirty.add(partition)
 

@@ -6,8 +6,9 @@ partition, recovery from the changelog on assignment, persisted offsets) but wri
 batches:
 
 1. ``store[key] = snapshot`` only records the write in memory (reads see it at once);
-2. :meth:`PartitionStore.flush` (once per Kafka record, i.e. per batch of events) appends
-   all pending snapshots to one changelog record batch;
+2. :meth:`PartitionStore.flush` appends all pending snapshots to changelog record
+   batches: before Faust commits source offsets (the worker hooks the producer's flush),
+   and whenever many writes are pending;
 3. only when Kafka acknowledged that batch are the values written to RocksDB (one write
    batch) with the changelog offset as the persisted offset.
 
@@ -42,6 +43,7 @@ class PartitionStore(MutableMapping[str, Snapshot]):
         self.partition = partition
         self.in_flight: dict[bytes, bytes] = {}  # sent or about to be, not yet in RocksDB
         self.unsent: dict[bytes, bytes] = {}
+        self._sent: set[asyncio.Future[Any]] = set()
 
     @property
     def db(self) -> Any:
@@ -102,7 +104,15 @@ class PartitionStore(MutableMapping[str, Snapshot]):
             future = await producer.send_batch(batch, changelog_topic, partition=self.partition)
             chunk = items[start:end]
             future.add_done_callback(lambda f, chunk=chunk: self._persist(chunk, f))
+            self._sent.add(future)
+            future.add_done_callback(self._sent.discard)
             start = end
+
+    async def drain(self, producer: Any, changelog_topic: str) -> None:
+        """Flush, then wait until every sent batch is acknowledged and in RocksDB."""
+        await self.flush(producer, changelog_topic)
+        if self._sent:
+            await asyncio.gather(*list(self._sent), return_exceptions=True)
 
     def _persist(self, chunk: list[tuple[bytes, bytes]], future: asyncio.Future[Any]) -> None:
         if future.cancelled() or future.exception() is not None:

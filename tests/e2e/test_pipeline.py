@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 from typing import Any
 
@@ -121,6 +122,14 @@ async def test_worker_restarts_mid_stream_keep_won_revenue_exact(
     await converge(pipeline, expected_won_by_rep(events), timeout=120)
     stats = pipeline.api("/api/aggregates")["partitions"]
     assert sum(p["stats"]["rebuilds"] for p in stats.values()) >= 1
+
+    # the worker loses its local state (RocksDB): it recovers from the changelog
+    pipeline.kill_worker("1", signal.SIGKILL)
+    shutil.rmtree(pipeline.settings.home / "workers" / "1")
+    more = historical_events(3000, seed=22)
+    await pipeline.produce(more)
+    pipeline.start_worker("1")
+    await converge(pipeline, expected_won_by_rep(events + more), timeout=120)
 
 
 async def test_malformed_records_go_to_dead_letters_and_valid_events_flow(
