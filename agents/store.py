@@ -51,7 +51,7 @@ class PartitionStore(MutableMapping[str, Snapshot]):
 
     def __getitem__(self, key: str) -> Snapshot:
         kb = key.encode()
-        raw = self.unsent.get(kb) or self.in_flight.get(kb) or self.db.get(kb)
+        raw = self.in_flight.get(kb) or self.db.get(kb)  # in_flight holds every unsent write
         if raw is None:
             raise KeyError(key)
         return orjson.loads(raw)  # type: ignore[no-any-return]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 from typing import Any
 
 from state.links import deal_status
@@ -91,21 +92,20 @@ def _s(value: Any) -> str:
     return "" if value is None else str(value).replace("|", "/")
 
 
-def _dims(f: dict[str, Any], kind: str = "") -> tuple[str, str, str, str, str, str]:
-    return (
-        _s(f.get("owner")),
-        _s(f.get("team")),
-        _s(f.get("office")),
-        _s(f.get("product")),
-        _s(f.get("source")),
-        _s(kind),
+def _dims(f: dict[str, Any], kind: Any = "") -> str:
+    """The dimension part of an aggregate key: ``rep|team|office|product|source|kind``."""
+    return _joined_dims(
+        f.get("owner"), f.get("team"), f.get("office"), f.get("product"), f.get("source"), kind
     )
 
 
-def _add(
-    out: Contributions, component: str, day: str | None, dims: tuple[str, ...], n: int
-) -> None:
-    key = "|".join((component, day or "", *dims))
+@lru_cache(maxsize=1 << 14)
+def _joined_dims(*values: Any) -> str:
+    return "|".join(_s(v) for v in values)
+
+
+def _add(out: Contributions, component: str, day: str | None, dims: str, n: int) -> None:
+    key = f"{component}|{day or ''}|{dims}"
     out[key] = out.get(key, 0) + n
 
 

@@ -40,6 +40,9 @@ def _token(snapshot: Snapshot) -> list[Any]:
 def _targets(snapshot: Snapshot | None, cal: BusinessCalendar) -> dict[str, Any]:
     if snapshot is None:
         return {}
+    stored = snapshot["f"]
+    if "lead_id" not in stored and "account_id" not in stored:
+        return {}  # the common case: nothing to link
     fields = field_values(snapshot)
     won = is_alive(snapshot) and deal_status(fields) == "won"
     value = cal.instant_ms(fields.get("closed_at")) if won else None
@@ -55,6 +58,8 @@ def link_updates(
 ) -> list[tuple[str, list[Any], Any]]:
     """(target entity key, token, won time ms or None) for every target whose fact changed."""
     before, after = _targets(old, cal), _targets(new, cal)
+    if not before and not after:
+        return []
     token = _token(new)
     updates = []
     for target in sorted(before.keys() | after.keys()):
