@@ -19,9 +19,14 @@ from tests.helpers import process_exists, wait_until
 pytestmark = pytest.mark.services
 
 DEMO_PORTS = {
-    "kafka_port": 19292, "kafka_controller_port": 19294, "redis_port": 16579,
-    "prometheus_port": 19290, "alertmanager_port": 19295, "collector_port": 18200,
-    "gateway_port": 18280, "worker_web_port": 16266,
+    "kafka_port": 19292,
+    "kafka_controller_port": 19294,
+    "redis_port": 16579,
+    "prometheus_port": 19290,
+    "alertmanager_port": 19295,
+    "collector_port": 18200,
+    "gateway_port": 18280,
+    "worker_web_port": 16266,
 }
 
 
@@ -29,8 +34,11 @@ def test_demo_shows_changing_won_revenue_per_rep_and_down_leaves_nothing() -> No
     home = TEST_HOME / "demo"
     shutil.rmtree(home, ignore_errors=True)
     settings = Settings(home=home, kafka_brokers="", **DEMO_PORTS)
-    env = {**os.environ, "SALESPULSE_HOME": str(home),
-           **{f"SALESPULSE_{k.upper()}": str(v) for k, v in DEMO_PORTS.items()}}
+    env = {
+        **os.environ,
+        "SALESPULSE_HOME": str(home),
+        **{f"SALESPULSE_{k.upper()}": str(v) for k, v in DEMO_PORTS.items()},
+    }
     # share the cached Kafka jars of the test stack instead of resolving them again
     jars = TEST_HOME / "kafka"
     if jars.is_dir():
@@ -42,8 +50,9 @@ def test_demo_shows_changing_won_revenue_per_rep_and_down_leaves_nothing() -> No
     started = time.monotonic()
     pids: list[int | None] = []
     try:
-        subprocess.run([*cli, "demo", "--rate", "40", "--timeout", "110"], env=env,
-                       check=True, timeout=150)
+        subprocess.run(
+            [*cli, "demo", "--rate", "40", "--timeout", "110"], env=env, check=True, timeout=150
+        )
         elapsed = time.monotonic() - started
         assert elapsed < 120, f"demo took {elapsed:.0f}s to show data"
 
@@ -52,11 +61,24 @@ def test_demo_shows_changing_won_revenue_per_rep_and_down_leaves_nothing() -> No
 
         first = total()
         assert first > 0
-        wait_until(lambda: total() != first, timeout=30, interval=1,
-                   what="won revenue per rep to change while the generator runs")
-        pids = [process.running_pid(settings, n) for n in
-                ("kafka", "redis", "prometheus", "alertmanager", "worker-1", "collector",
-                 "generator")]
+        wait_until(
+            lambda: total() != first,
+            timeout=30,
+            interval=1,
+            what="won revenue per rep to change while the generator runs",
+        )
+        pids = [
+            process.running_pid(settings, n)
+            for n in (
+                "kafka",
+                "redis",
+                "prometheus",
+                "alertmanager",
+                "worker-1",
+                "collector",
+                "generator",
+            )
+        ]
         assert all(pids), pids
     finally:
         subprocess.run([*cli, "stack", "down"], env=env, check=True, timeout=120)
