@@ -72,7 +72,7 @@ class PartitionState:
     """
 
     def __init__(
-        self, rules: Rules, store: MutableMapping[str, Snapshot], contribution_cache: int = 200_000
+        self, rules: Rules, store: MutableMapping[str, Snapshot], contribution_cache: int = 50_000
     ) -> None:
         self.rules = rules
         self.store = store
