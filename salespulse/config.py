@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     business_timezone: str = "UTC"
     fiscal_year_start_month: int = 1
     reporting_currency: str = "USD"
+    # Days of history the KPI aggregates keep (0 = all). 1,100 covers year-over-year
+    # comparisons of every day of the previous two years.
+    retention_days: int = 1100
     rules: str | None = None  # YAML file with FX rates, stage probabilities, ...
     targets: str | None = None  # targets/thresholds YAML (default: deploy/targets.yaml)
 

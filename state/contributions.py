@@ -268,7 +268,16 @@ CONTRIBUTORS: dict[str, Callable[[Snapshot, Rules], Contributions]] = {
 
 
 def contributions(entity: str, snapshot: Snapshot | None, rules: Rules) -> Contributions:
-    """The contribution of an entity's snapshot (empty for no snapshot)."""
+    """The contribution of an entity's snapshot (empty for no snapshot).
+
+    Day buckets before ``rules.retention_cutoff`` (if any) are left out: aggregates keep a
+    bounded window of history.
+    """
     if snapshot is None:
         return {}
-    return CONTRIBUTORS[entity](snapshot, rules)
+    out = CONTRIBUTORS[entity](snapshot, rules)
+    cutoff = rules.retention_cutoff
+    if cutoff is not None:
+        for key in [k for k in out if "" < k.split("|", 2)[1] < cutoff]:
+            del out[key]
+    return out

@@ -7,6 +7,7 @@ worker, the dry-run backfill and the collector, so all three agree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,20 @@ class Rules:
     qualified_lead_stages: frozenset[str] = frozenset({"mql", "sql", "qualified"})
     gross_margin: float = 0.7
     churn_rate_floor: float = 0.01
+    # Day buckets older than this many days before the rules were loaded (the worker's
+    # start or rebalance) are dropped; None or 0 keeps all history.
+    retention_days: int | None = None
 
     @cached_property
     def calendar(self) -> BusinessCalendar:
         return BusinessCalendar(self.timezone, self.fiscal_year_start_month)
+
+    @cached_property
+    def retention_cutoff(self) -> str | None:
+        """First local day kept (ISO), or None when all history is kept."""
+        if not self.retention_days:
+            return None
+        return (self.calendar.today() - timedelta(days=self.retention_days)).isoformat()
 
     @cached_property
     def fx(self) -> FxTable:
@@ -70,6 +81,7 @@ class Rules:
             "timezone": settings.business_timezone,
             "fiscal_year_start_month": settings.fiscal_year_start_month,
             "reporting_currency": settings.reporting_currency,
+            "retention_days": settings.retention_days,
         }
         path = path or settings.rules
         if path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,11 +29,19 @@ TEST_PORTS: dict[str, int] = {
     "worker_web_port": 16066,
 }
 log = logging.getLogger("tests")
+# Most tests replay history (the 2017 CRM dataset, generated 2017 events): keep all of it.
+# Retention itself is tested with explicit rules.
+os.environ.setdefault("SALESPULSE_RETENTION_DAYS", "0")
 
 
 def make_test_settings(**overrides: Any) -> Settings:
     """Settings for tests: test home and ports, local broker (env overrides ignored)."""
-    values: dict[str, Any] = {"home": TEST_HOME, "kafka_brokers": "", **TEST_PORTS}
+    values: dict[str, Any] = {
+        "home": TEST_HOME,
+        "kafka_brokers": "",
+        "retention_days": 0,
+        **TEST_PORTS,
+    }
     return Settings(**{**values, **overrides})
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -182,3 +184,18 @@ def test_no_field_value_can_crash_a_partition(
     assert outcome.status in ("applied", "duplicate", "invalid")
     for link in outcome.links:
         assert ps.apply(link).status in ("applied", "duplicate", "invalid")
+
+
+def test_day_buckets_older_than_retention_are_dropped_and_recent_ones_kept() -> None:
+    rules = rules_factory()
+    today = rules.calendar.today()
+    kept = (today - timedelta(days=10)).isoformat()
+    rules = replace(rules, retention_days=30)
+    ps = PartitionState(rules, {})
+    ps.apply(event_factory("deal", "OLD", status="won", amount=5, closed_at="2017-03-01"))
+    ps.apply(event_factory("deal", "NEW", status="won", amount=7, closed_at=kept))
+    readout = Readout(dict(ps.aggregates.values))
+    assert readout.value("won_revenue", Period()) == 7.0
+    assert {k[1] for k in ps.aggregates.values} <= {"", kept}
+    ps.rebuild()
+    assert Readout(dict(ps.aggregates.values)).value("won_revenue", Period()) == 7.0
