@@ -41,10 +41,10 @@ from tests.streams.gateway.conftest import configure
 pytestmark = pytest.mark.services
 
 # Per endpoint: with a recording publisher (real Redis), and through the real Kafka.
-EXAMPLES = int(os.environ.get("SALESPULSE_FUZZ_EXAMPLES", "1000"))
+EXAMPLES = int(os.environ.get("SALESPULSE_FUZZ_EXAMPLES", "2000"))
 STACK_EXAMPLES = int(os.environ.get("SALESPULSE_FUZZ_STACK_EXAMPLES", "150"))
 # Seconds per endpoint after which no further batch of examples is started.
-BUDGET_S = float(os.environ.get("SALESPULSE_FUZZ_BUDGET_S", "9"))
+BUDGET_S = float(os.environ.get("SALESPULSE_FUZZ_BUDGET_S", "25"))
 STACK_BUDGET_S = float(os.environ.get("SALESPULSE_FUZZ_STACK_BUDGET_S", "3"))
 MAX_BODY = 8192
 ALLOWED = {200, 400, 401, 403, 413, 415, 422}
