@@ -23,9 +23,30 @@ def stack() -> None:
     type=click.Choice(list(local_stack.SERVICES)),
     help="Only these (repeatable).",
 )
-def up(services: tuple[str, ...]) -> None:
+@click.option(
+    "--cluster",
+    is_flag=True,
+    help="Three Kafka nodes (KRaft quorum of 3, every topic replicated 3 times, "
+    "min.insync.replicas=2) instead of one.",
+)
+def up(services: tuple[str, ...], cluster: bool) -> None:
     """Start the stack (idempotent); wait until every service is ready."""
-    local_stack.up(get_settings(), services or local_stack.DEFAULT_SERVICES)
+    settings = get_settings()
+    if cluster:
+        settings = settings.model_copy(
+            update={
+                "kafka_cluster_size": max(3, settings.kafka_cluster_size),
+                "replication_factor": max(3, settings.replication_factor),
+            }
+        )
+    local_stack.up(settings, services or local_stack.DEFAULT_SERVICES)
+    if settings.kafka_cluster_size > 1:
+        click.echo(
+            f"Kafka cluster of {settings.kafka_cluster_size} nodes at "
+            f"{settings.kafka_bootstrap}. Run workers, the collector and the gateway with\n"
+            f"  export SALESPULSE_KAFKA_CLUSTER_SIZE={settings.kafka_cluster_size} "
+            f"SALESPULSE_REPLICATION_FACTOR={settings.replication_factor}"
+        )
 
 
 @stack.command("down")

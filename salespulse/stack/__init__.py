@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from salespulse.stack.process import StackError
 from salespulse.stack.topics import default_topics, ensure_topics
-from salespulse.stack.up import DEFAULT_SERVICES, SERVICES, down, reset, status, up
+from salespulse.stack.up import (
+    DEFAULT_SERVICES,
+    SERVICES,
+    down,
+    reset,
+    start_node,
+    status,
+    stop_node,
+    up,
+)
 
 __all__ = [
     "DEFAULT_SERVICES",
@@ -20,6 +29,8 @@ __all__ = [
     "down",
     "ensure_topics",
     "reset",
+    "start_node",
     "status",
+    "stop_node",
     "up",
 ]

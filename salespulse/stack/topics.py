@@ -6,10 +6,18 @@ import asyncio
 import time
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    KafkaError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
+from aiokafka.structs import OffsetAndMetadata
 
 from salespulse.config import Settings
+from salespulse.stack.kafka import topic_replication
 from salespulse.stack.process import StackError, log
 
 
@@ -24,14 +32,18 @@ def default_topics(settings: Settings) -> dict[str, int]:
 async def ensure_topics(
     settings: Settings,
     names: dict[str, int],
-    replication: int = 1,
+    replication: int | None = None,
     timeout: float = 30.0,
 ) -> list[str]:
     """Create the missing topics of ``names`` (name -> partitions); return those created.
 
-    Existing topics are left as they are (their partition count is not changed). Waits
-    until every partition of the requested topics has a leader.
+    ``replication`` defaults to :func:`salespulse.stack.kafka.topic_replication` (the
+    settings' factor; three on a local cluster). Existing topics are left as they are
+    (their partition count is not changed). Waits until every partition of the requested
+    topics has a leader.
     """
+    if replication is None:
+        replication = topic_replication(settings)
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout * 1000)
     )
@@ -73,6 +85,38 @@ async def _await_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout: 
         await asyncio.sleep(0.2)
 
 
+async def under_replicated(settings: Settings, names: list[str]) -> list[tuple[str, int]]:
+    """Partitions of ``names`` whose in-sync replicas are fewer than their replicas."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    return [
+        (t["topic"], p["partition"])
+        for t in described
+        for p in t["partitions"]
+        if t["error_code"] or p["leader"] < 0 or len(p["isr"]) < len(p["replicas"])
+    ]
+
+
+async def wait_in_sync(settings: Settings, names: list[str], timeout: float = 60.0) -> float:
+    """Wait until every replica of ``names`` is in sync again (e.g. after a node came
+    back); returns the seconds waited."""
+    started = time.monotonic()
+    while True:
+        try:
+            lagging = await under_replicated(settings, names)
+        except KafkaError as exc:
+            lagging = [(repr(exc), -1)]
+        if not lagging:
+            return time.monotonic() - started
+        if time.monotonic() - started >= timeout:
+            raise StackError(f"kafka: replicas still out of sync after {timeout:.0f}s: {lagging}")
+        await asyncio.sleep(0.5)
+
+
 def _has_leaders(topic: dict[str, Any]) -> bool:
     """True if a described topic exists and each of its partitions has a leader."""
     parts = topic["partitions"]
@@ -97,5 +141,51 @@ async def warm_group_coordinator(settings: Settings, timeout: float = 30.0) -> N
                 if time.monotonic() >= deadline:
                     raise StackError(f"kafka: no group coordinator after {timeout:.0f}s") from exc
                 await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+
+
+async def rewind_group(settings: Settings, topic: str | None = None) -> dict[int, int]:
+    """Commit the earliest offset of every partition of ``topic`` (default: the events
+    topic) for the workers' consumer group (``settings.app_id``): the next workers start
+    from the beginning. The group must have no members (stop every worker first; Kafka
+    refuses the commit otherwise). Returns partition -> offset committed."""
+    topic = topic or settings.topic_events
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            raise StackError(f"kafka: topic {topic!r} not found")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        start = await consumer.beginning_offsets(tps)
+        await consumer.commit({tp: OffsetAndMetadata(start[tp], "") for tp in tps})
+        return {tp.partition: start[tp] for tp in tps}
+    finally:
+        await consumer.stop()
+
+
+async def delete_topics(settings: Settings, names: list[str], timeout: float = 30.0) -> list[str]:
+    """Delete ``names`` (missing ones are ignored); returns those deleted."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout * 1000)
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [n for n in names if n in existing]
+        if doomed:
+            resp = await admin.delete_topics(doomed, timeout_ms=int(timeout * 1000))
+            for topic, code, *_ in resp.topic_error_codes:
+                err = for_code(code) if code else None
+                if err is not None and err is not UnknownTopicOrPartitionError:
+                    raise StackError(f"kafka: cannot delete topic {topic!r}: {err.__name__}")
+            log.info("kafka: deleted topics %s", ", ".join(doomed))
+        return doomed
     finally:
         await admin.close()
