@@ -24,24 +24,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from state.kpis import KPI_BY_NAME, Kpi
+from state.metrics import EXPORTED_PERIODS
 
 DEFAULT_TARGETS = Path(__file__).resolve().parents[2] / "deploy" / "targets.yaml"
 
 # Periods the collector exports for every period-bucketed KPI (state.metrics), and the
 # one period of the KPIs that are current state ("all").
-PERIODS = (
-    "day",
-    "week",
-    "month",
-    "quarter",
-    "year",
-    "fiscal_quarter",
-    "fiscal_year",
-    "trailing_7d",
-    "trailing_30d",
-    "trailing_90d",
-    "trailing_365d",
-)
+PERIODS = tuple(p for p in EXPORTED_PERIODS if p != "all")
 TIMELESS_PERIOD = "all"
 TIMELESS_KPIS = frozenset({"open_deals", "open_pipeline"})
 # Scope -> the dimensions a KPI needs to be exported at that scope (state.metrics.SCOPES).
