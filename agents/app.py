@@ -7,9 +7,10 @@ bytes, encoded by :class:`agents.store.SnapshotStore`.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -108,3 +109,31 @@ snapshots = app.Table(
     recovery_buffer_size=10_000,
     extra_topic_configs={"min.cleanable.dirty.ratio": "0.1", "segment.bytes": str(64 * MIB)},
 )
+
+
+def ensure_changelog_topic() -> None:
+    """Create the snapshot changelog (as Faust would declare it) if it does not exist.
+
+    Faust declares it when the table starts, after its consumer subscribed: a worker
+    started while it is missing leaves it out of its first assignment and does not
+    recover the snapshots of partitions moved to it (seen after a replay, which deletes
+    the changelog: half of the events were lost). Called before the worker starts.
+    """
+    from salespulse.stack.process import run_coro
+    from salespulse.stack.topics import ensure_topics
+
+    topic = cast(Any, snapshots).changelog_topic
+    config = {"cleanup.policy": "compact" if topic.compacting else "delete"}
+    config.update({k: str(v) for k, v in (topic.config or {}).items()})
+    name = topic.get_topic_name()
+    try:
+        run_coro(
+            ensure_topics(
+                settings,
+                {name: settings.partitions},
+                settings.replication_factor,
+                configs={name: config},
+            )
+        )
+    except Exception as exc:  # Kafka unreachable yet: Faust declares it when it connects
+        logging.getLogger(__name__).warning("could not create %s now: %r", name, exc)

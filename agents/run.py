@@ -16,9 +16,11 @@ def worker_command(worker_id: str, loglevel: str) -> None:
     os.environ["SALESPULSE_WORKER_ID"] = worker_id
     from faust import Worker
 
+    from agents.app import ensure_changelog_topic
     from agents.events import app  # registers the agent and the timer
 
     app.conf.datadir.mkdir(parents=True, exist_ok=True)
+    ensure_changelog_topic()
     # Most objects a worker allocates die young (decoded events, snapshots); the cyclic
     # collector's default thresholds would scan the long-lived ones thousands of times a
     # second. Freeze what imports created and collect the young generation less often.

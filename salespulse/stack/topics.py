@@ -34,13 +34,14 @@ async def ensure_topics(
     names: dict[str, int],
     replication: int | None = None,
     timeout: float = 30.0,
+    configs: dict[str, dict[str, str]] | None = None,
 ) -> list[str]:
     """Create the missing topics of ``names`` (name -> partitions); return those created.
 
     ``replication`` defaults to :func:`salespulse.stack.kafka.topic_replication` (the
-    settings' factor; three on a local cluster). Existing topics are left as they are
-    (their partition count is not changed). Waits until every partition of the requested
-    topics has a leader.
+    settings' factor; three on a local cluster); ``configs`` gives topic configs by name
+    (e.g. ``cleanup.policy``). Existing topics are left as they are (their partition count
+    is not changed). Waits until every partition of the requested topics has a leader.
     """
     if replication is None:
         replication = topic_replication(settings)
@@ -51,7 +52,12 @@ async def ensure_topics(
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, num_partitions=parts, replication_factor=replication)
+            NewTopic(
+                name,
+                num_partitions=parts,
+                replication_factor=replication,
+                topic_configs=(configs or {}).get(name),
+            )
             for name, parts in names.items()
             if name not in existing
         ]
@@ -151,6 +157,14 @@ async def rewind_group(settings: Settings, topic: str | None = None) -> dict[int
     from the beginning. The group must have no members (stop every worker first; Kafka
     refuses the commit otherwise). Returns partition -> offset committed."""
     topic = topic or settings.topic_events
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] or not described["partitions"]:
+        raise StackError(f"kafka: topic {topic!r} not found")
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=settings.app_id,
@@ -158,10 +172,8 @@ async def rewind_group(settings: Settings, topic: str | None = None) -> dict[int
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            raise StackError(f"kafka: topic {topic!r} not found")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        partitions = sorted(p["partition"] for p in described["partitions"])
+        tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         start = await consumer.beginning_offsets(tps)
         await consumer.commit({tp: OffsetAndMetadata(start[tp], "") for tp in tps})
