@@ -8,9 +8,7 @@ team, rep), ``GET /api/aggregates``, ``GET /healthz``. Binds to loopback by defa
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -22,54 +20,18 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from salespulse.config import Settings, get_settings
-from state.aggregates import decode_aggregates, sum_aggregates
 from state.calendar import PERIOD_KINDS, TRAILING_DAYS
-from state.contributions import AggKey
 from state.kpis import KPI_BY_NAME, KPIS
 from state.metrics import all_kpi_families
 from state.openapi import openapi_spec
-from state.publisher import partition_key
-from state.readout import Period, Readout
+from state.readout import Period
 from state.rules import Rules
 from state.snapshot_report import kpi_snapshot
-
-CACHE_SECONDS = 0.5
+from state.view import View, ViewReader
 
 
 def _dumps(obj: Any) -> str:
     return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-@dataclass
-class View:
-    """Everything read from Redis at one moment."""
-
-    aggregates: dict[AggKey, int]
-    partitions: dict[int, dict[str, Any]] = field(default_factory=dict)
-    read_at: float = 0.0
-
-    @property
-    def readout(self) -> Readout:
-        return Readout(self.aggregates)
-
-
-async def read_view(client: aioredis.Redis, settings: Settings) -> View:
-    """Read and sum every partition's published aggregates."""
-    async with client.pipeline(transaction=False) as pipe:
-        for partition in range(settings.partitions):
-            pipe.hgetall(partition_key(settings.redis_key_prefix, partition))
-        rows = await pipe.execute()
-    parts, meta = [], {}
-    for partition, row in enumerate(rows):
-        if not row:
-            continue
-        parts.append(decode_aggregates(row[b"aggregates"]))
-        meta[partition] = {
-            "stats": orjson.loads(row.get(b"stats", b"{}")),
-            "owner": row.get(b"owner", b"").decode(),
-            "published_at": float(row.get(b"published_at", b"0")),
-        }
-    return View(sum_aggregates(parts), meta, time.time())
 
 
 def health_families(view: View) -> Iterator[GaugeMetricFamily]:
@@ -188,12 +150,10 @@ class Collector:
         self.settings, self.rules = settings, rules
         self.redis = aioredis.from_url(settings.redis_url, socket_timeout=2)
         self.goals = load_goals(settings.targets)
-        self._cached: View | None = None
+        self.reader = ViewReader(self.redis, settings)
 
     async def view(self) -> View:
-        if self._cached is None or time.time() - self._cached.read_at > CACHE_SECONDS:
-            self._cached = await read_view(self.redis, self.settings)
-        return self._cached
+        return await self.reader.view()
 
     @web.middleware
     async def auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
