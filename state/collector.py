@@ -150,7 +150,7 @@ class Collector:
         self.settings, self.rules = settings, rules
         self.redis = aioredis.from_url(settings.redis_url, socket_timeout=2)
         self.goals = load_goals(settings.targets)
-        self.reader = ViewReader(self.redis, settings)
+        self.reader = ViewReader(self.redis, settings, rules.kpi_params)
 
     async def view(self) -> View:
         return await self.reader.view()

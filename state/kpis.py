@@ -15,8 +15,18 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+@dataclass(frozen=True)
+class KpiParams:
+    """Business parameters some formulas use (from the rules file, see ``state.rules``)."""
+
+    gross_margin: float = 0.7
+    churn_rate_floor: float = 0.01
+
+
 class Components(Protocol):
     """Summed additive components for one period and one group."""
+
+    params: KpiParams
 
     def __call__(self, component: str) -> int: ...
     def before(self, component: str) -> int: ...  # summed over all days before the period
@@ -68,8 +78,8 @@ def _clv(c: Components) -> float | None:
     start = _customers_at_start(c)
     if customers_end <= 0:
         return None
-    churn = max(_ratio(c("customers_churned"), start) or 0.0, 0.01)
-    return mrr_end / 100 / customers_end * 0.7 / churn
+    churn = max(_ratio(c("customers_churned"), start) or 0.0, c.params.churn_rate_floor)
+    return mrr_end / 100 / customers_end * c.params.gross_margin / churn
 
 
 DEAL_DIMS = ("rep", "team", "office", "product", "source")
@@ -310,7 +320,9 @@ KPIS: tuple[Kpi, ...] = (
         "customer_lifetime_value",
         "Customer lifetime value",
         "currency",
-        "ARPA x gross margin (0.7) / logo churn rate of the period, churn floored at 1 %.",
+        "ARPA x gross margin / logo churn rate of the period, churn floored; margin and "
+        "floor from the rules file (`gross_margin`, default 0.7; `churn_rate_floor`, "
+        "default 0.01).",
         "ARPA = MRR at period end / customers at period end; read it over a month.",
         ("mrr_started", "mrr_ended", "customers_new", "customers_churned"),
         _clv,

@@ -25,7 +25,7 @@ from datetime import date, timedelta
 
 from state.calendar import BusinessCalendar
 from state.contributions import AggKey
-from state.kpis import KPI_BY_NAME
+from state.kpis import KPI_BY_NAME, KpiParams
 
 DIM_INDEX = {"rep": 2, "team": 3, "office": 4, "product": 5, "source": 6, "kind": 7}
 QUOTA_KINDS = {"month", "quarter", "year"}
@@ -70,9 +70,10 @@ class _Series:
 class _Sums:
     """Component sums of one group for one period (implements ``kpis.Components``)."""
 
-    def __init__(self, series: Mapping[str, _Series], period: Period) -> None:
+    def __init__(self, series: Mapping[str, _Series], period: Period, params: KpiParams) -> None:
         self.series = series
         self.period = period
+        self.params = params
 
     def _get(self, component: str) -> _Series | None:
         kind = FISCAL_QUOTA_KINDS.get(self.period.kind, self.period.kind)
@@ -101,8 +102,9 @@ class _Sums:
 class Readout:
     """KPI values over the summed aggregates of all partitions."""
 
-    def __init__(self, aggregates: Mapping[AggKey, int]) -> None:
+    def __init__(self, aggregates: Mapping[AggKey, int], params: KpiParams | None = None) -> None:
         self.aggregates = aggregates
+        self.params = params or KpiParams()
         self._by_component: dict[str, list[AggKey]] = defaultdict(list)
         for key in aggregates:
             self._by_component[key[0]].append(key)
@@ -165,14 +167,14 @@ class Readout:
                     groups[group][component] = series
         else:
             groups = self._group_series(name, group_by, filters)
-        return {g: kpi.formula(_Sums(s, period)) for g, s in sorted(groups.items())}
+        return {g: kpi.formula(_Sums(s, period, self.params)) for g, s in sorted(groups.items())}
 
     def value(
         self, name: str, period: Period, filters: Mapping[str, str] | None = None
     ) -> float | None:
         """The KPI for a period, over everything that passes ``filters``."""
         values = self.grouped(name, period, (), filters)
-        return values.get((), KPI_BY_NAME[name].formula(_Sums({}, period)))
+        return values.get((), KPI_BY_NAME[name].formula(_Sums({}, period, self.params)))
 
     def growth(
         self,

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from state.calendar import BusinessCalendar
+from state.kpis import KpiParams
 from state.money import FxTable
 
 DEFAULT_STAGE_PROBABILITY = {
@@ -44,6 +45,11 @@ class Rules:
     # Day buckets older than this many days before the rules were loaded (the worker's
     # start or rebalance) are dropped; None or 0 keeps all history.
     retention_days: int | None = None
+
+    @property
+    def kpi_params(self) -> KpiParams:
+        """The parameters KPI formulas read (CLV's margin and churn floor)."""
+        return KpiParams(self.gross_margin, self.churn_rate_floor)
 
     @cached_property
     def calendar(self) -> BusinessCalendar:

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from salespulse.config import Settings
 from state.aggregates import decode_aggregates, sum_aggregates
 from state.contributions import AggKey
+from state.kpis import KpiParams
 from state.publisher import partition_key
 from state.readout import Readout
 
@@ -34,17 +35,21 @@ class View:
     aggregates: dict[AggKey, int]
     partitions: dict[int, dict[str, Any]] = field(default_factory=dict)
     read_at: float = 0.0
+    params: KpiParams = field(default_factory=KpiParams)
 
     @cached_property
     def readout(self) -> Readout:
-        return Readout(self.aggregates)
+        return Readout(self.aggregates, self.params)
 
 
 class ViewReader:
     """Reads views, reusing the decoded aggregates of partitions that did not change."""
 
-    def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
+    def __init__(
+        self, client: aioredis.Redis, settings: Settings, params: KpiParams | None = None
+    ) -> None:
         self.client, self.settings = client, settings
+        self.params = params or KpiParams()
         self._decoded: dict[int, tuple[bytes, dict[AggKey, int]]] = {}
         self._view: View | None = None
         self._lock = asyncio.Lock()
@@ -82,7 +87,7 @@ class ViewReader:
             aggregates = sum_aggregates(part for _, part in self._decoded.values())
         else:
             aggregates = self._view.aggregates
-        view = View(aggregates, meta, time.time())
+        view = View(aggregates, meta, time.time(), self.params)
         if not changed and self._view is not None:  # same numbers: keep the computed readout
             view.__dict__["readout"] = self._view.readout
         return view

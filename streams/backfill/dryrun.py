@@ -43,7 +43,7 @@ def dry_run(export: Export, rules: Rules) -> dict[str, Any]:
             if outcome.status == "invalid":
                 reasons[f"{item.file}:{item.line}: {outcome.reason}"] += 1
             queue.extend(outcome.links)
-    kpis = kpi_snapshot(Readout(dict(state.aggregates.values)), rules)
+    kpis = kpi_snapshot(Readout(dict(state.aggregates.values), rules.kpi_params), rules)
     return {
         "mode": "dry-run",
         "mapping": export.mapping.name,

@@ -40,11 +40,14 @@ FX_RATES = {
 
 
 def rules_factory(**overrides: Any) -> Rules:
-    """Rules in New York with an April fiscal year and EUR/GBP rates, unless overridden."""
+    """Rules in New York with an April fiscal year, EUR/GBP rates and a CLV margin and
+    churn floor other than the defaults, unless overridden."""
     values: dict[str, Any] = {
         "timezone": "America/New_York",
         "fiscal_year_start_month": 4,
         "fx_rates": FX_RATES,
+        "gross_margin": 0.65,
+        "churn_rate_floor": 0.02,
     }
     return Rules(**{**values, **overrides})
 
@@ -393,7 +396,8 @@ class EngineRun:
 
     @property
     def readout(self) -> Readout:
-        return Readout(self.aggregates)
+        rules = next(iter(self.partitions.values())).rules
+        return Readout(self.aggregates, rules.kpi_params)
 
     @property
     def snapshots(self) -> dict[str, Snapshot]:
