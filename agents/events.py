@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from agents.app import app, dead_letter_topic, events_topic, settings, snapshots, worker_id
+from agents.restore import restored
 from agents.store import PartitionStore
 from state.partition_stats import PartitionStats
 from state.processor import PartitionState
@@ -58,6 +59,7 @@ def _fresh_state(partition: int) -> PartitionState:
     assigned = _assigned_at.pop(partition, None)
     if assigned is not None:  # changelog recovery + rebuild: how long the partition stalled
         part_stats.recovery_seconds = time.monotonic() - assigned
+        part_stats.restored_records = restored.pop(partition, (0, 0.0))[0]
     return state
 
 

@@ -60,6 +60,11 @@ def health_families(view: View) -> Iterator[GaugeMetricFamily]:
             "Seconds from the partition's last assignment to its aggregates being rebuilt "
             "(changelog recovery included).",
         ),
+        (
+            "restored_records",
+            "restored_records",
+            "Changelog records the fast restore copied into local state at the last assignment.",
+        ),
     ]
     for name, stat, text in specs:
         family = GaugeMetricFamily(f"salespulse_{name}", text, labels=["partition"])

@@ -130,6 +130,11 @@ async def test_worker_restarts_mid_stream_keep_won_revenue_exact(
     await pipeline.produce(more)
     pipeline.start_worker("1")
     await converge(pipeline, expected_won_by_rep(events + more), timeout=120)
+    # ... copied by the fast restore (agents/restore.py), not record by record by Faust
+    stats = pipeline.api("/api/aggregates")["partitions"]
+    restored = sum(p["stats"]["restored_records"] for p in stats.values())
+    entities = {f"{e['entity']}:{e['entity_id']}" for e in events}
+    assert restored >= len(entities), (restored, len(entities))
 
 
 async def test_malformed_records_go_to_dead_letters_and_valid_events_flow(
