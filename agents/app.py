@@ -36,7 +36,11 @@ app = faust.App(
     broker_commit_every=1000,
     broker_commit_interval=1.0,
     producer_acks=-1,
-    stream_buffer_maxsize=4096,
+    stream_buffer_maxsize=256,  # records; a batched record carries up to 500 events
+    # Up to 8 MiB per partition and fetch (Faust's default is 1 MiB): a batched record
+    # holds up to 500 events (about 100 KiB), and aiokafka fetches a partition again only
+    # when its buffered records are consumed, so small fetches leave the worker waiting.
+    consumer_max_fetch_size=8 * 1024 * 1024,
     table_standby_replicas=0,
     autodiscover=False,
     # aiokafka 0.14 does not refresh metadata when a ListOffsets answer is "not leader"
