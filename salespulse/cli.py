@@ -21,6 +21,7 @@ COMMANDS = {
     "backfill": "streams.backfill.command:backfill_command",
     "generate": "salespulse.mixin.command:generate_command",
     "board": "salespulse.board:board_command",
+    "rekey": "streams.rekey:rekey_command",
 }
 
 

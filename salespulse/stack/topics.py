@@ -151,12 +151,8 @@ async def warm_group_coordinator(settings: Settings, timeout: float = 30.0) -> N
         await admin.close()
 
 
-async def rewind_group(settings: Settings, topic: str | None = None) -> dict[int, int]:
-    """Commit the earliest offset of every partition of ``topic`` (default: the events
-    topic) for the workers' consumer group (``settings.app_id``): the next workers start
-    from the beginning. The group must have no members (stop every worker first; Kafka
-    refuses the commit otherwise). Returns partition -> offset committed."""
-    topic = topic or settings.topic_events
+async def partition_ids(settings: Settings, topic: str) -> list[int]:
+    """The partition numbers of ``topic``; :class:`StackError` if it does not exist."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
@@ -165,6 +161,16 @@ async def rewind_group(settings: Settings, topic: str | None = None) -> dict[int
         await admin.close()
     if described["error_code"] or not described["partitions"]:
         raise StackError(f"kafka: topic {topic!r} not found")
+    return sorted(p["partition"] for p in described["partitions"])
+
+
+async def rewind_group(settings: Settings, topic: str | None = None) -> dict[int, int]:
+    """Commit the earliest offset of every partition of ``topic`` (default: the events
+    topic) for the workers' consumer group (``settings.app_id``): the next workers start
+    from the beginning. The group must have no members (stop every worker first; Kafka
+    refuses the commit otherwise). Returns partition -> offset committed."""
+    topic = topic or settings.topic_events
+    partitions = await partition_ids(settings, topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=settings.app_id,
@@ -172,7 +178,6 @@ async def rewind_group(settings: Settings, topic: str | None = None) -> dict[int
     )
     await consumer.start()
     try:
-        partitions = sorted(p["partition"] for p in described["partitions"])
         tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         start = await consumer.beginning_offsets(tps)
