@@ -59,7 +59,7 @@ def _fresh_state(partition: int) -> PartitionState:
     assigned = _assigned_at.pop(partition, None)
     if assigned is not None:  # changelog recovery + rebuild: how long the partition stalled
         part_stats.recovery_seconds = time.monotonic() - assigned
-        part_stats.restored_records = restored.pop(partition, (0, 0.0))[0]
+    part_stats.restored_records += restored.pop(partition, (0, 0.0))[0]
     return state
 
 

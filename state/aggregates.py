@@ -17,6 +17,7 @@ rather than double counts.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -26,51 +27,98 @@ from state.contributions import AggKey, Contributions
 SEPARATOR = "|"
 
 
+@dataclass
+class PublishMark:
+    """What a worker last wrote for one partition: its epoch and each shard's sequence."""
+
+    epoch: str | None = None  # None: the next write is a full one
+    seq: int = 0
+    versions: dict[str, int] = field(default_factory=dict)
+
+
+def shard_of(key: str) -> str:
+    """The publishing shard of a wire key: the month of its day (``YYYY-MM``), or ``""``
+    for a key without a day.
+
+    >>> shard_of("won_amount|2017-03-01|r|||||"), shard_of("quota||r|||||month")
+    ('2017-03', '')
+    """
+    start = key.index(SEPARATOR) + 1
+    return "" if key[start] == SEPARATOR else key[start : start + 7]
+
+
 class PartitionAggregates:
     """Additive components of one partition.
 
     Kept keyed by the wire form ``"component|day|rep|team|office|product|source|kind"``
-    (what contributions produce), so publishing is one ``orjson.dumps``; :attr:`values`
-    gives the tuple-keyed view (:data:`AggKey`) that readers use.
+    (what contributions produce) and grouped in shards by month of the day
+    (:func:`shard_of`), so publishing re-encodes only the months that changed since the
+    last publish (:attr:`dirty`); :attr:`values` gives the tuple-keyed view
+    (:data:`AggKey`) that readers use.
     """
 
     def __init__(self) -> None:
-        self.wire: dict[str, int] = {}
+        self.shards: dict[str, dict[str, int]] = {}
+        self.dirty: set[str] = set()  # shards changed since the last take_dirty()
+        self.published = PublishMark()  # what the publisher last wrote (state.publisher)
+
+    @property
+    def wire(self) -> dict[str, int]:
+        """Every aggregate keyed by its wire string (a new dict)."""
+        return {k: v for shard in self.shards.values() for k, v in shard.items()}
 
     @property
     def values(self) -> dict[AggKey, int]:
         """The aggregates keyed by :data:`AggKey` tuples (a new dict)."""
-        return {tuple(k.split(SEPARATOR)): v for k, v in self.wire.items()}  # type: ignore[misc]
+        return {
+            tuple(k.split(SEPARATOR)): v  # type: ignore[misc]
+            for shard in self.shards.values()
+            for k, v in shard.items()
+        }
 
     def replace(self, old: Mapping[Any, int], new: Mapping[Any, int]) -> None:
         """Swap an entity's old contribution for its new one (keys: wire strings or tuples)."""
-        wire = self.wire
         for key, n in old.items():
             m = new.get(key, 0)
             if m != n:
-                self._add(key, m - n, wire)
+                self._add(key, m - n)
         for key, n in new.items():
             if key not in old:
-                self._add(key, n, wire)
+                self._add(key, n)
 
-    @staticmethod
-    def _add(key: Any, n: int, wire: dict[str, int]) -> None:
+    def _add(self, key: Any, n: int) -> None:
         if type(key) is not str:
             key = SEPARATOR.join(key)
-        total = wire.get(key, 0) + n
+        start = key.index(SEPARATOR) + 1
+        name = "" if key[start] == SEPARATOR else key[start : start + 7]
+        shard = self.shards.get(name)
+        if shard is None:
+            shard = self.shards[name] = {}
+        total = shard.get(key, 0) + n
         if total:
-            wire[key] = total
+            shard[key] = total
         else:
-            wire.pop(key, None)
+            shard.pop(key, None)
+        self.dirty.add(name)
 
     def rebuild(self, contributions: Iterable[Contributions]) -> None:
         """Recompute from scratch from every entity's contribution."""
-        self.wire = {}
+        self.dirty.update(self.shards)
+        self.shards = {}
         for contribution in contributions:
             self.replace({}, contribution)
 
+    def take_dirty(self) -> set[str]:
+        """The shards changed since the last call (and forget them)."""
+        dirty, self.dirty = self.dirty, set()
+        return dirty
+
+    def encode_shard(self, name: str) -> bytes:
+        """Compact JSON ``{"component|day|dims...": n}`` of one shard (``{}`` if empty)."""
+        return orjson.dumps(self.shards.get(name, {}))
+
     def to_json(self) -> bytes:
-        """Compact JSON ``{"component|day|dims...": n}`` for Redis."""
+        """Compact JSON of every aggregate (all shards)."""
         return orjson.dumps(self.wire)
 
 

@@ -63,7 +63,7 @@ def health_families(view: View) -> Iterator[GaugeMetricFamily]:
         (
             "restored_records",
             "restored_records",
-            "Changelog records the fast restore copied into local state at the last assignment.",
+            "Changelog records the fast restore copied into local state since the owner started.",
         ),
     ]
     for name, stat, text in specs:

@@ -16,7 +16,7 @@ class PartitionStats:
     rebuilds: int = 0
     rebuild_seconds: float = 0.0
     recovery_seconds: float = 0.0  # last assignment -> aggregates rebuilt (recovery included)
-    restored_records: int = 0  # changelog records copied by the fast restore, last assignment
+    restored_records: int = 0  # changelog records copied by the fast restore, since start
     last_offset: int = -1
     lag: int = 0
     last_event_ms: dict[str, int] = field(default_factory=dict)

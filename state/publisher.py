@@ -1,23 +1,34 @@
-"""Publishing absolute partition aggregates to Redis.
+"""Publishing absolute partition aggregates to Redis, one month shard at a time.
 
-Each partition has one hash ``<prefix>:partition:<n>`` with fields ``aggregates`` (JSON),
-``stats`` (JSON), ``owner``, ``generation`` and ``published_at``. Writing absolute values
-means a replay, a restart or a partition move overwrites instead of double counting.
+Each partition has one hash ``<prefix>:partition:<n>`` with fields ``generation``,
+``epoch``, ``stats`` (JSON), ``owner``, ``published_at``, ``versions`` (JSON: shard ->
+publish sequence number) and one field ``a:<shard>`` per month of aggregates (JSON, see
+:meth:`state.aggregates.PartitionAggregates.encode_shard`). Values are absolute, so a
+replay, a restart or a partition move overwrites instead of double counting.
 
-A write carries the consumer-group generation of the publisher and is refused (atomically,
-in Redis) when the stored one is newer: a worker that lost a partition in a rebalance can
-never overwrite the new owner's fresher value.
+A *full* write replaces the whole hash under a new random ``epoch``; later writes carry
+only the shards changed since (a live stream touches the current month or two, not the
+years of history) and are applied only if the stored epoch is still the writer's: after a
+flushed Redis or another owner's write the script answers "mismatch" and the publisher
+writes everything again. Every write carries the consumer-group generation of its writer
+and is refused (atomically, in Redis) when the stored one is newer: a worker that lost a
+partition in a rebalance can never overwrite the new owner's fresher value. Each write
+is one Lua script call, so readers see a partition's stats and shards of one moment.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 
 import orjson
 import redis.asyncio as aioredis
 
-from state.aggregates import PartitionAggregates
+from state.aggregates import PartitionAggregates, PublishMark
 from state.partition_stats import PartitionStats
+
+SHARD_PREFIX = "a:"
+META_FIELDS = ("generation", "epoch", "stats", "owner", "published_at", "versions")
 
 
 def partition_key(prefix: str, partition: int) -> str:
@@ -25,13 +36,48 @@ def partition_key(prefix: str, partition: int) -> str:
     return f"{prefix}:partition:{partition}"
 
 
-PUBLISH_IF_NOT_STALE = """
-local stored = redis.call('HGET', KEYS[1], 'generation')
-if stored and tonumber(stored) > tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'generation', ARGV[1], 'aggregates', ARGV[2], 'stats', ARGV[3],
-           'owner', ARGV[4], 'published_at', ARGV[5])
+# KEYS[1] partition hash; ARGV: generation, epoch, stats, owner, published_at, versions,
+# full (1/0), then shard field / JSON pairs (an empty JSON value deletes the field).
+# Returns 1 written, 0 refused (newer generation stored), -1 epoch mismatch (write all).
+PUBLISH = """
+local stored = redis.call('HMGET', KEYS[1], 'generation', 'epoch')
+if stored[1] and tonumber(stored[1]) > tonumber(ARGV[1]) then return 0 end
+if ARGV[7] == '1' then
+  redis.call('DEL', KEYS[1])
+elseif stored[2] ~= ARGV[2] then
+  return -1
+end
+redis.call('HSET', KEYS[1], 'generation', ARGV[1], 'epoch', ARGV[2], 'stats', ARGV[3],
+           'owner', ARGV[4], 'published_at', ARGV[5], 'versions', ARGV[6])
+for i = 8, #ARGV, 2 do
+  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
+  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
 return 1
 """
+
+
+def _write_args(
+    aggregates: PartitionAggregates, mark: PublishMark, full: bool
+) -> tuple[list[str | bytes], PublishMark]:
+    """The shard fields to write and the mark they leave (not yet applied to ``mark``)."""
+    names = set(aggregates.shards) if full else aggregates.take_dirty()
+    if full:
+        aggregates.take_dirty()
+    seq = mark.seq + 1
+    versions = {} if full else dict(mark.versions)
+    pairs: list[str | bytes] = []
+    for name in sorted(names):
+        encoded = aggregates.encode_shard(name)
+        if encoded == b"{}":
+            versions.pop(name, None)
+            if not full:
+                pairs += [SHARD_PREFIX + name, b""]
+            continue
+        versions[name] = seq
+        pairs += [SHARD_PREFIX + name, encoded]
+    epoch = uuid.uuid4().hex if full else mark.epoch
+    return pairs, PublishMark(epoch, seq, versions)
 
 
 async def publish_partitions(
@@ -41,20 +87,45 @@ async def publish_partitions(
     partitions: dict[int, tuple[PartitionAggregates, PartitionStats]],
     generation: int = 0,
 ) -> list[int]:
-    """Write every given partition's absolute aggregates and stats in one round trip.
-
-    Returns the partitions whose write was refused because a newer owner published.
-    """
-    now = repr(time.time())
-    script = client.register_script(PUBLISH_IF_NOT_STALE)
-    async with client.pipeline(transaction=False) as pipe:
-        order = sorted(partitions)
-        for partition in order:
-            aggregates, stats = partitions[partition]
-            await script(
-                keys=[partition_key(prefix, partition)],
-                args=[generation, aggregates.to_json(), orjson.dumps(stats.to_dict()), owner, now],
-                client=pipe,
-            )
-        results = await pipe.execute()
-    return [p for p, ok in zip(order, results, strict=True) if not ok]
+    """Write every given partition's changed shards and stats, in one round trip (two when
+    a partition must be written whole again). Returns the partitions whose write was
+    refused because a newer owner published."""
+    stale: list[int] = []
+    retry = set(partitions)
+    for _ in range(2):
+        now = repr(time.time())
+        script = client.register_script(PUBLISH)
+        order = sorted(retry)
+        marks: list[PublishMark] = []
+        async with client.pipeline(transaction=False) as pipe:
+            for partition in order:
+                aggregates, stats = partitions[partition]
+                current = aggregates.published
+                full = current.epoch is None
+                pairs, mark = _write_args(aggregates, current, full)
+                marks.append(mark)
+                aggregates.published = PublishMark()  # until Redis confirms: full next time
+                args = [
+                    generation,
+                    mark.epoch or "",
+                    orjson.dumps(stats.to_dict()),
+                    owner,
+                    now,
+                    orjson.dumps(mark.versions),
+                    "1" if full else "0",
+                    *pairs,
+                ]
+                await script(keys=[partition_key(prefix, partition)], args=args, client=pipe)
+            results = await pipe.execute()
+        retry = set()
+        for partition, mark, result in zip(order, marks, results, strict=True):
+            aggregates = partitions[partition][0]
+            if result == 1:
+                aggregates.published = mark
+            elif result == 0:
+                stale.append(partition)
+            else:  # epoch mismatch: Redis lost or replaced it; write it whole
+                retry.add(partition)
+        if not retry:
+            break
+    return sorted(stale)

@@ -1,12 +1,12 @@
 """What the collector reads from Redis: every partition's published aggregates, summed.
 
-:class:`ViewReader` reads every partition hash on each call (one pipelined round trip)
-but decodes only the partitions whose published aggregates changed since the last read,
-and re-sums only when one did, so the collector can re-read on every request that comes
-more than :data:`FRESH_SECONDS` after the last read without decoding megabytes each time.
-Concurrent requests share one read.
+:class:`ViewReader` asks Redis, per partition and in one pipelined round trip, for the
+partition's stats and only the month shards republished since its last read (a Lua
+script compares shard versions, see :mod:`state.publisher`), decodes just those, and
+updates the sum over partitions by their differences. So the collector can re-read on
+every request that comes more than :data:`FRESH_SECONDS` after the last one, even when
+the aggregates hold years of history. Concurrent requests share one read.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +19,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from salespulse.config import Settings
-from state.aggregates import decode_aggregates, sum_aggregates
+from state.aggregates import decode_aggregates
 from state.contributions import AggKey
 from state.kpis import KpiParams
 from state.publisher import partition_key
@@ -42,15 +42,47 @@ class View:
         return Readout(self.aggregates, self.params)
 
 
+# KEYS[1] partition hash; ARGV[1] the epoch the reader holds, ARGV[2] its shard versions
+# (JSON). Returns the meta fields (state.publisher.META_FIELDS) and then field / value
+# pairs of the shards whose version differs (all of them if the epoch did): one atomic
+# read, so the stats and the shards are of the same write.
+READ_CHANGED = """
+local meta = redis.call('HMGET', KEYS[1], 'generation', 'epoch', 'stats', 'owner',
+                        'published_at', 'versions')
+if not meta[6] then return meta end
+local versions = cjson.decode(meta[6])
+local known = {}
+if meta[2] == ARGV[1] then known = cjson.decode(ARGV[2]) end
+local out = meta
+for shard, v in pairs(versions) do
+  if known[shard] ~= v then
+    local field = 'a:' .. shard
+    table.insert(out, field)
+    table.insert(out, redis.call('HGET', KEYS[1], field))
+  end
+end
+return out
+"""
+
+
+@dataclass
+class _Partition:
+    epoch: bytes
+    versions: dict[str, int]
+    shards: dict[str, dict[AggKey, int]]
+
+
 class ViewReader:
-    """Reads views, reusing the decoded aggregates of partitions that did not change."""
+    """Reads views, fetching and decoding only the shards republished since the last read,
+    and keeping the sum over partitions up to date by those shards' differences."""
 
     def __init__(
         self, client: aioredis.Redis, settings: Settings, params: KpiParams | None = None
     ) -> None:
         self.client, self.settings = client, settings
         self.params = params or KpiParams()
-        self._decoded: dict[int, tuple[bytes, dict[AggKey, int]]] = {}
+        self._parts: dict[int, _Partition] = {}
+        self._total: dict[AggKey, int] = {}
         self._view: View | None = None
         self._lock = asyncio.Lock()
 
@@ -63,34 +95,74 @@ class ViewReader:
 
     async def read(self) -> View:
         """Read every partition now."""
+        script = self.client.register_script(READ_CHANGED)
         async with self.client.pipeline(transaction=False) as pipe:
             for partition in range(self.settings.partitions):
-                pipe.hgetall(partition_key(self.settings.redis_key_prefix, partition))
+                part = self._parts.get(partition)
+                epoch = part.epoch.decode() if part else ""
+                versions = orjson.dumps(part.versions if part else {})
+                key = partition_key(self.settings.redis_key_prefix, partition)
+                await script(keys=[key], args=[epoch, versions], client=pipe)
             rows = await pipe.execute()
         changed = self._view is None
         meta: dict[int, dict[str, Any]] = {}
         for partition, row in enumerate(rows):
-            if not row:
-                changed |= self._decoded.pop(partition, None) is not None
-                continue
-            raw = row[b"aggregates"]
-            cached = self._decoded.get(partition)
-            if cached is None or cached[0] != raw:
-                self._decoded[partition] = (raw, decode_aggregates(raw))
-                changed = True
-            meta[partition] = {
-                "stats": orjson.loads(row.get(b"stats", b"{}")),
-                "owner": row.get(b"owner", b"").decode(),
-                "published_at": float(row.get(b"published_at", b"0")),
-            }
+            changed |= self._update(partition, row)
+            if row[5] is not None:
+                meta[partition] = {
+                    "stats": orjson.loads(row[2] or b"{}"),
+                    "owner": (row[3] or b"").decode(),
+                    "published_at": float(row[4] or b"0"),
+                }
         if changed or self._view is None:
-            aggregates = sum_aggregates(part for _, part in self._decoded.values())
+            aggregates = {k: v for k, v in self._total.items() if v}
         else:
             aggregates = self._view.aggregates
         view = View(aggregates, meta, time.time(), self.params)
         if not changed and self._view is not None:  # same numbers: keep the computed readout
             view.__dict__["readout"] = self._view.readout
         return view
+
+    def _update(self, partition: int, row: list[Any]) -> bool:
+        """Apply one partition's answer to the cache and the total; True if it changed."""
+        old = self._parts.get(partition)
+        if row[5] is None:  # nothing published (or Redis emptied)
+            if old is None:
+                return False
+            self._drop(old.shards.values())
+            del self._parts[partition]
+            return True
+        epoch, versions = row[1], orjson.loads(row[5])
+        if old is None or old.epoch != epoch:
+            if old is not None:
+                self._drop(old.shards.values())
+            old = self._parts[partition] = _Partition(epoch, {}, {})
+        fetched = {row[i].decode()[2:]: row[i + 1] for i in range(6, len(row), 2)}
+        gone = [name for name in old.shards if name not in versions]
+        changed = bool(fetched or gone)
+        for name in gone:
+            self._drop([old.shards.pop(name)])
+        for name, raw in fetched.items():
+            if name in old.shards:
+                self._drop([old.shards[name]])
+            shard = decode_aggregates(raw) if raw else {}
+            old.shards[name] = shard
+            self._add(shard, 1)
+        old.versions = versions
+        return changed
+
+    def _drop(self, shards: Any) -> None:
+        for shard in shards:
+            self._add(shard, -1)
+
+    def _add(self, shard: dict[AggKey, int], sign: int) -> None:
+        total = self._total
+        for key, n in shard.items():
+            value = total.get(key, 0) + sign * n
+            if value:
+                total[key] = value
+            else:
+                total.pop(key, None)
 
 
 async def read_view(client: aioredis.Redis, settings: Settings) -> View:
