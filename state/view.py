@@ -7,6 +7,7 @@ updates the sum over partitions by their differences. So the collector can re-re
 every request that comes more than :data:`FRESH_SECONDS` after the last one, even when
 the aggregates hold years of history. Concurrent requests share one read.
 """
+
 from __future__ import annotations
 
 import asyncio
