@@ -62,6 +62,18 @@ SCALAR_FIELDS = frozenset(
 MAX_AMOUNT = Decimal(10) ** 15
 
 
+_DATE, _AMOUNT, _CURRENCY, _PROBABILITY, _SCALAR = range(5)
+# What check_fields verifies of each field it knows (names are in at most one set).
+_CHECKS = {
+    **dict.fromkeys(DATE_FIELDS, _DATE),
+    **dict.fromkeys(AMOUNT_FIELDS, _AMOUNT),
+    "currency": _CURRENCY,
+    "probability": _PROBABILITY,
+    **dict.fromkeys(SCALAR_FIELDS, _SCALAR),
+}
+_PLAIN_AMOUNT = float(MAX_AMOUNT)  # exact: 10**15 < 2**53
+
+
 def check_fields(entity: str, fields: dict[str, Any], rules: Rules) -> None:
     """Raise ``ValueError`` if a field the KPIs read has a value they cannot use.
 
@@ -69,23 +81,30 @@ def check_fields(entity: str, fields: dict[str, Any], rules: Rules) -> None:
     never depends on the order in which events arrive.
     """
     for name, value in fields.items():
-        if name in DATE_FIELDS:
-            rules.calendar.day_of_value(value)
-            rules.calendar.instant_ms(value)
-        elif name in AMOUNT_FIELDS:
+        check = _CHECKS.get(name)
+        if check is None:
+            continue
+        if check == _SCALAR:
+            if isinstance(value, list | dict):
+                raise ValueError(f"{name}: not a scalar")
+        elif check == _AMOUNT:
+            # a plain int or float in range is valid (as its exact decimal would be)
+            if type(value) in (int, float) and -_PLAIN_AMOUNT < value < _PLAIN_AMOUNT:
+                continue
             amount = parse_amount(value)
             if not amount.is_finite() or abs(amount) >= MAX_AMOUNT:
                 raise ValueError(f"{name}: out of range: {value!r}")
-        elif name == "currency" and value not in (None, ""):
+        elif check == _DATE:
+            rules.calendar.day_of_value(value)
+            rules.calendar.instant_ms(value)
+        elif check == _CURRENCY and value not in (None, ""):
             if not isinstance(value, str):
                 raise ValueError(f"currency: not a code: {value!r}")
             rules.fx.rate(value, None)
-        elif name == "probability" and value not in (None, ""):
+        elif check == _PROBABILITY and value not in (None, ""):
             p = parse_amount(value)
             if not p.is_finite() or not 0 <= p <= 1:
                 raise ValueError(f"probability: not in 0..1: {value!r}")
-        elif name in SCALAR_FIELDS and isinstance(value, list | dict):
-            raise ValueError(f"{name}: not a scalar")
 
 
 def _s(value: Any) -> str:
