@@ -48,7 +48,13 @@ class PartitionAggregates:
         for key, n in old.items():
             m = new.get(key, 0)
             if m != n:
-                self._add(key, m - n, wire)
+                if type(key) is not str:
+                    key = SEPARATOR.join(key)
+                total = wire.get(key, 0) + m - n
+                if total:
+                    wire[key] = total
+                else:
+                    wire.pop(key, None)
         for key, n in new.items():
             if key not in old:
                 self._add(key, n, wire)

@@ -26,7 +26,7 @@ from state.aggregates import PartitionAggregates
 from state.contributions import Contributions, check_fields, contributions
 from state.links import Targets, link_targets, target_updates
 from state.rules import Rules
-from state.snapshot import Snapshot, apply_event, apply_link
+from state.snapshot import MilestoneRules, Snapshot, apply_event, apply_link
 from streams.schema import CrmEvent, entity_key, event_time_ms, fast_event_time_ms
 
 LINK_MARKER = "link"
@@ -84,6 +84,7 @@ class PartitionState:
         self.aggregates = PartitionAggregates()
         self._cache: dict[str, _Entry] = {}
         self._cache_limit = contribution_cache
+        self._milestones: dict[str, MilestoneRules] = {}  # by entity type
 
     def rebuild(self) -> None:
         """Recompute the aggregates from every snapshot in the store."""
@@ -111,7 +112,10 @@ class PartitionState:
             return Outcome("invalid", reason=f"fields: {exc}")
         key = f"{entity}:{raw['entity_id']}"
         old = self.store.get(key)
-        new, changed = apply_event(old, raw, self.rules.milestones(entity), at_ms)
+        milestones = self._milestones.get(entity)
+        if milestones is None:
+            milestones = self._milestones[entity] = self.rules.milestones(entity)
+        new, changed = apply_event(old, raw, milestones, at_ms)
         outcome = Outcome(
             "applied" if changed else "duplicate",
             key=key,
