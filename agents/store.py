@@ -56,6 +56,12 @@ class PartitionStore(MutableMapping[str, Snapshot]):
             raise KeyError(key)
         return orjson.loads(raw)  # type: ignore[no-any-return]
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """The snapshot of ``key``, or ``default`` (without raising ``KeyError``)."""
+        kb = key.encode()
+        raw = self.in_flight.get(kb) or self.db.get(kb)
+        return default if raw is None else orjson.loads(raw)
+
     def __setitem__(self, key: str, value: Snapshot) -> None:
         kb = key.encode()
         raw = orjson.dumps(value)

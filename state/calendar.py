@@ -47,6 +47,11 @@ def _instant_of_text(timezone: str, text: str) -> int:
     return int(parsed.timestamp() * 1000)
 
 
+@lru_cache(maxsize=1 << 16)
+def _day_of_ms(timezone: str, ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=ZoneInfo(timezone)).date().isoformat()
+
+
 def _add_months(d: date, months: int) -> date:
     index = d.year * 12 + d.month - 1 + months
     return date(index // 12, index % 12 + 1, 1)
@@ -65,7 +70,7 @@ class BusinessCalendar:
 
     def day_of_ms(self, ms: int) -> str:
         """Local business day (ISO) of an epoch-millisecond instant."""
-        return datetime.fromtimestamp(ms / 1000, tz=self.tz).date().isoformat()
+        return _day_of_ms(self.timezone, ms)
 
     def day_of_value(self, value: Any) -> str | None:
         """Local day of a field value: ISO date (taken as local), ISO datetime, or epoch ms."""

@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from typing import Any
 
+from state.calendar import BusinessCalendar
 from state.links import deal_status
 from state.money import parse_amount
 from state.rules import Rules
@@ -62,6 +63,18 @@ SCALAR_FIELDS = frozenset(
 MAX_AMOUNT = Decimal(10) ** 15
 
 
+_DATE, _AMOUNT, _CURRENCY, _PROBABILITY, _SCALAR = range(5)
+# What check_fields verifies of each field it knows (names are in at most one set).
+_CHECKS = {
+    **dict.fromkeys(DATE_FIELDS, _DATE),
+    **dict.fromkeys(AMOUNT_FIELDS, _AMOUNT),
+    "currency": _CURRENCY,
+    "probability": _PROBABILITY,
+    **dict.fromkeys(SCALAR_FIELDS, _SCALAR),
+}
+_PLAIN_AMOUNT = float(MAX_AMOUNT)  # exact: 10**15 < 2**53
+
+
 def check_fields(entity: str, fields: dict[str, Any], rules: Rules) -> None:
     """Raise ``ValueError`` if a field the KPIs read has a value they cannot use.
 
@@ -69,23 +82,30 @@ def check_fields(entity: str, fields: dict[str, Any], rules: Rules) -> None:
     never depends on the order in which events arrive.
     """
     for name, value in fields.items():
-        if name in DATE_FIELDS:
-            rules.calendar.day_of_value(value)
-            rules.calendar.instant_ms(value)
-        elif name in AMOUNT_FIELDS:
+        check = _CHECKS.get(name)
+        if check is None:
+            continue
+        if check == _SCALAR:
+            if isinstance(value, list | dict):
+                raise ValueError(f"{name}: not a scalar")
+        elif check == _AMOUNT:
+            # a plain int or float in range is valid (as its exact decimal would be)
+            if type(value) in (int, float) and -_PLAIN_AMOUNT < value < _PLAIN_AMOUNT:
+                continue
             amount = parse_amount(value)
             if not amount.is_finite() or abs(amount) >= MAX_AMOUNT:
                 raise ValueError(f"{name}: out of range: {value!r}")
-        elif name == "currency" and value not in (None, ""):
+        elif check == _DATE:
+            rules.calendar.day_of_value(value)
+            rules.calendar.instant_ms(value)
+        elif check == _CURRENCY and value not in (None, ""):
             if not isinstance(value, str):
                 raise ValueError(f"currency: not a code: {value!r}")
             rules.fx.rate(value, None)
-        elif name == "probability" and value not in (None, ""):
+        elif check == _PROBABILITY and value not in (None, ""):
             p = parse_amount(value)
             if not p.is_finite() or not 0 <= p <= 1:
                 raise ValueError(f"probability: not in 0..1: {value!r}")
-        elif name in SCALAR_FIELDS and isinstance(value, list | dict):
-            raise ValueError(f"{name}: not a scalar")
 
 
 def _s(value: Any) -> str:
@@ -99,20 +119,25 @@ def _dims(f: dict[str, Any], kind: Any = "") -> str:
     )
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 14, typed=True)  # typed: 1, 1.0 and True print differently
 def _joined_dims(*values: Any) -> str:
     return "|".join(_s(v) for v in values)
 
 
-def _add(out: Contributions, component: str, day: str | None, dims: str, n: int) -> None:
+def _add(
+    out: Contributions, component: str, day: str | None, dims: str, n: int, cutoff: str | None
+) -> None:
+    """Add ``n`` to a component, unless its day is before the retention ``cutoff``."""
+    if cutoff is not None and day and day < cutoff:
+        return
     key = f"{component}|{day or ''}|{dims}"
     out[key] = out.get(key, 0) + n
 
 
-def _day(rules: Rules, value: Any, snapshot: Snapshot, milestone: str = FIRST_SEEN) -> str:
-    day = rules.calendar.day_of_value(value)
+def _day(cal: BusinessCalendar, value: Any, snapshot: Snapshot, milestone: str = FIRST_SEEN) -> str:
+    day = cal.day_of_value(value)
     if day is None and milestone in snapshot["m"]:
-        day = rules.calendar.day_of_ms(snapshot["m"][milestone])
+        day = cal.day_of_ms(snapshot["m"][milestone])
     return day or ""
 
 
@@ -121,9 +146,21 @@ def elapsed_seconds(rules: Rules, start: Any, end: Any) -> int | None:
     if start in (None, "") or end in (None, ""):
         return None
     if isinstance(start, str) and isinstance(end, str) and len(start) == len(end) == 10:
-        return (date.fromisoformat(end) - date.fromisoformat(start)).days * 86400
+        return _days_between(start, end) * 86400
     a, b = rules.calendar.instant_ms(start), rules.calendar.instant_ms(end)
     return None if a is None or b is None else (b - a) // 1000
+
+
+@lru_cache(maxsize=1 << 16)
+def _days_between(start: str, end: str) -> int:
+    return (date.fromisoformat(end) - date.fromisoformat(start)).days
+
+
+@lru_cache(maxsize=1 << 16, typed=True)
+def _weighted(amount: int, probability: Any) -> int:
+    """``amount`` times ``probability`` (a number or numeric string), rounded half-even."""
+    exact = Decimal(amount) * Decimal(str(probability))
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
 def deal_contributions(snapshot: Snapshot, rules: Rules) -> Contributions:
@@ -131,33 +168,31 @@ def deal_contributions(snapshot: Snapshot, rules: Rules) -> Contributions:
     out: Contributions = {}
     if not is_alive(snapshot):
         return out
+    cal, cutoff = rules.calendar, rules.retention_cutoff
     f = field_values(snapshot)
     dims = _dims(f)
     status = deal_status(f)
-    _add(out, "deals_created", _day(rules, f.get("created_at"), snapshot), dims, 1)
+    _add(out, "deals_created", _day(cal, f.get("created_at"), snapshot), dims, 1, cutoff)
     if status in ("won", "lost"):
-        day = _day(rules, f.get("closed_at"), snapshot, milestone="-")
+        day = _day(cal, f.get("closed_at"), snapshot, milestone="-")
         amount = rules.fx.to_cents(f.get("amount"), f.get("currency"), day or None)
-        _add(out, f"{status}_count", day, dims, 1)
-        _add(out, f"{status}_amount", day, dims, amount)
+        _add(out, f"{status}_count", day, dims, 1, cutoff)
+        _add(out, f"{status}_amount", day, dims, amount, cutoff)
         cycle = elapsed_seconds(rules, f.get("created_at"), f.get("closed_at"))
         if cycle is not None:
-            _add(out, f"{status}_cycle_seconds", day, dims, cycle)
-            _add(out, f"{status}_cycle_count", day, dims, 1)
+            _add(out, f"{status}_cycle_seconds", day, dims, cycle, cutoff)
+            _add(out, f"{status}_cycle_count", day, dims, 1, cutoff)
         return out
-    expected = _day(rules, f.get("expected_close"), snapshot, milestone="-")
+    expected = _day(cal, f.get("expected_close"), snapshot, milestone="-")
     amount = rules.fx.to_cents(f.get("amount"), f.get("currency"), expected or None)
     stage = str(f.get("stage") or "").lower()
     probability = f.get("probability")
     if probability in (None, ""):
         probability = rules.stage_probability.get(stage, 0)
-    weighted = (Decimal(amount) * Decimal(str(probability))).quantize(
-        Decimal(1), rounding=ROUND_HALF_EVEN
-    )
-    _add(out, "open_count", "", dims, 1)
-    _add(out, "open_amount", "", dims, amount)
-    _add(out, "pipeline_amount", expected, dims, amount)
-    _add(out, "pipeline_weighted_amount", expected, dims, int(weighted))
+    _add(out, "open_count", "", dims, 1, cutoff)
+    _add(out, "open_amount", "", dims, amount, cutoff)
+    _add(out, "pipeline_amount", expected, dims, amount, cutoff)
+    _add(out, "pipeline_weighted_amount", expected, dims, _weighted(amount, probability), cutoff)
     return out
 
 
@@ -170,17 +205,18 @@ def lead_contributions(snapshot: Snapshot, rules: Rules) -> Contributions:
     out: Contributions = {}
     if not is_alive(snapshot) or FIRST_SEEN not in snapshot["m"]:
         return out
+    cal, cutoff = rules.calendar, rules.retention_cutoff
     f = field_values(snapshot)
     dims = _dims(f)
-    _add(out, "leads_created", _day(rules, f.get("created_at"), snapshot), dims, 1)
-    qualified = _day(rules, f.get("qualified_at"), snapshot, milestone="qualified")
+    _add(out, "leads_created", _day(cal, f.get("created_at"), snapshot), dims, 1, cutoff)
+    qualified = _day(cal, f.get("qualified_at"), snapshot, milestone="qualified")
     if qualified:
-        _add(out, "leads_qualified", qualified, dims, 1)
+        _add(out, "leads_qualified", qualified, dims, 1, cutoff)
     won = _won_times(snapshot)
     if won:
-        _add(out, "leads_converted", rules.calendar.day_of_ms(min(won)), dims, 1)
+        _add(out, "leads_converted", cal.day_of_ms(min(won)), dims, 1, cutoff)
         if qualified:
-            _add(out, "cohort_converted", qualified, dims, 1)
+            _add(out, "cohort_converted", qualified, dims, 1, cutoff)
     return out
 
 
@@ -192,7 +228,8 @@ def activity_contributions(snapshot: Snapshot, rules: Rules) -> Contributions:
     f = field_values(snapshot)
     kind = str(f.get("type") or "other").lower()
     kind = kind if kind in ACTIVITY_TYPES else "other"
-    _add(out, "activities", _day(rules, f.get("done_at"), snapshot), _dims(f, kind), 1)
+    day = _day(rules.calendar, f.get("done_at"), snapshot)
+    _add(out, "activities", day, _dims(f, kind), 1, rules.retention_cutoff)
     return out
 
 
@@ -204,13 +241,14 @@ def account_contributions(snapshot: Snapshot, rules: Rules) -> Contributions:
     won = _won_times(snapshot)
     if not won:
         return out
+    cal, cutoff = rules.calendar, rules.retention_cutoff
     f = field_values(snapshot)
     dims = _dims(f)
-    first = rules.calendar.day_of_ms(min(won))
-    _add(out, "customers_new", first, dims, 1)
-    churned = rules.calendar.day_of_value(f.get("churned_at"))
+    first = cal.day_of_ms(min(won))
+    _add(out, "customers_new", first, dims, 1, cutoff)
+    churned = cal.day_of_value(f.get("churned_at"))
     if churned and churned >= first:
-        _add(out, "customers_churned", churned, dims, 1)
+        _add(out, "customers_churned", churned, dims, 1, cutoff)
     return out
 
 
@@ -219,16 +257,17 @@ def subscription_contributions(snapshot: Snapshot, rules: Rules) -> Contribution
     out: Contributions = {}
     if not is_alive(snapshot):
         return out
+    cal, cutoff = rules.calendar, rules.retention_cutoff
     f = field_values(snapshot)
-    started = _day(rules, f.get("started_at"), snapshot)
+    started = _day(cal, f.get("started_at"), snapshot)
     mrr = rules.fx.to_cents(f.get("mrr"), f.get("currency"), started or None)
     dims = _dims(f)
-    _add(out, "mrr_started", started, dims, mrr)
+    _add(out, "mrr_started", started, dims, mrr, cutoff)
     if str(f.get("kind") or "new").lower() == "expansion":
-        _add(out, "mrr_expansion", started, dims, mrr)
-    ended = rules.calendar.day_of_value(f.get("ended_at"))
+        _add(out, "mrr_expansion", started, dims, mrr, cutoff)
+    ended = cal.day_of_value(f.get("ended_at"))
     if ended:
-        _add(out, "mrr_ended", ended, dims, mrr)
+        _add(out, "mrr_ended", ended, dims, mrr, cutoff)
     return out
 
 
@@ -238,9 +277,10 @@ def spend_contributions(snapshot: Snapshot, rules: Rules) -> Contributions:
     if not is_alive(snapshot):
         return out
     f = field_values(snapshot)
-    day = _day(rules, f.get("spent_at"), snapshot)
+    day = _day(rules.calendar, f.get("spent_at"), snapshot)
     amount = rules.fx.to_cents(f.get("amount"), f.get("currency"), day or None)
-    _add(out, "spend_amount", day, _dims(f, str(f.get("category") or "")), amount)
+    dims = _dims(f, str(f.get("category") or ""))
+    _add(out, "spend_amount", day, dims, amount, rules.retention_cutoff)
     return out
 
 
@@ -250,9 +290,10 @@ def quota_contributions(snapshot: Snapshot, rules: Rules) -> Contributions:
     if not is_alive(snapshot):
         return out
     f = field_values(snapshot)
-    day = _day(rules, f.get("period_start"), snapshot, milestone="-")
+    day = _day(rules.calendar, f.get("period_start"), snapshot, milestone="-")
     amount = rules.fx.to_cents(f.get("amount"), f.get("currency"), day or None)
-    _add(out, "quota_amount", day, _dims(f, str(f.get("period") or "month")), amount)
+    dims = _dims(f, str(f.get("period") or "month"))
+    _add(out, "quota_amount", day, dims, amount, rules.retention_cutoff)
     return out
 
 
@@ -273,11 +314,4 @@ def contributions(entity: str, snapshot: Snapshot | None, rules: Rules) -> Contr
     Day buckets before ``rules.retention_cutoff`` (if any) are left out: aggregates keep a
     bounded window of history.
     """
-    if snapshot is None:
-        return {}
-    out = CONTRIBUTORS[entity](snapshot, rules)
-    cutoff = rules.retention_cutoff
-    if cutoff is not None:
-        for key in [k for k in out if "" < k.split("|", 2)[1] < cutoff]:
-            del out[key]
-    return out
+    return {} if snapshot is None else CONTRIBUTORS[entity](snapshot, rules)

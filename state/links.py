@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from state.calendar import BusinessCalendar
-from state.snapshot import Snapshot, field_values, is_alive
+from state.snapshot import Snapshot, is_alive
 
 LINK_FIELDS = {"lead": "lead_id", "account": "account_id"}
 _RELEVANT = ("status", "stage", "closed_at", "lead_id", "account_id")
@@ -37,29 +37,48 @@ def _token(snapshot: Snapshot) -> list[Any]:
     return vector
 
 
-def _targets(snapshot: Snapshot | None, cal: BusinessCalendar) -> dict[str, Any]:
+Targets = dict[str, Any]
+
+
+def link_targets(snapshot: Snapshot | None, cal: BusinessCalendar) -> Targets:
+    """Every entity key the deal points to, with the deal's won time (ms) or None."""
     if snapshot is None:
         return {}
     stored = snapshot["f"]
-    if "lead_id" not in stored and "account_id" not in stored:
+    lead, account = stored.get("lead_id"), stored.get("account_id")
+    if lead is None and account is None:
         return {}  # the common case: nothing to link
-    fields = field_values(snapshot)
-    won = is_alive(snapshot) and deal_status(fields) == "won"
-    value = cal.instant_ms(fields.get("closed_at")) if won else None
+    value = None
+    if is_alive(snapshot) and deal_status(_values(stored, ("status", "stage"))) == "won":
+        closed = stored.get("closed_at")
+        value = cal.instant_ms(None if closed is None else closed[0])
     out: dict[str, Any] = {}
-    for entity, name in LINK_FIELDS.items():
-        if fields.get(name):
-            out[f"{entity}:{fields[name]}"] = value
+    if lead is not None and lead[0]:
+        out[f"lead:{lead[0]}"] = value
+    if account is not None and account[0]:
+        out[f"account:{account[0]}"] = value
     return out
+
+
+def _values(stored: dict[str, list[Any]], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: stored[name][0] for name in names if name in stored}
 
 
 def link_updates(
     old: Snapshot | None, new: Snapshot, cal: BusinessCalendar
 ) -> list[tuple[str, list[Any], Any]]:
     """(target entity key, token, won time ms or None) for every target whose fact changed."""
-    before, after = _targets(old, cal), _targets(new, cal)
+    return target_updates(link_targets(old, cal), new, link_targets(new, cal))
+
+
+def target_updates(
+    before: Targets, new: Snapshot, after: Targets
+) -> list[tuple[str, list[Any], Any]]:
+    """:func:`link_updates` from the targets of the old and new snapshots (already known)."""
     if not before and not after:
         return []
+    if before == after:
+        return []  # the common case: no fact changed
     token = _token(new)
     updates = []
     for target in sorted(before.keys() | after.keys()):

@@ -16,6 +16,9 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
+MEMO_SIZE = 1 << 16
+_MEMO_TYPES = (int, float, str, type(None))
+
 
 class UnknownCurrency(ValueError):
     """No rate is configured for the currency."""
@@ -28,6 +31,7 @@ class FxTable:
         self.reporting = reporting.upper()
         self._dates: dict[str, list[str]] = {}
         self._rates: dict[str, list[Decimal]] = {}
+        self._memo: dict[tuple[Any, ...], int] = {}  # recent conversions
         for currency, by_date in rates.items():
             ordered = sorted(by_date.items())
             self._dates[currency.upper()] = [d for d, _ in ordered]
@@ -48,6 +52,18 @@ class FxTable:
         """``amount`` in ``currency`` as reporting-currency cents, rounded half-even."""
         if type(amount) is int and (not currency or currency.upper() == self.reporting):
             return amount * 100  # exact, and the common case
+        if type(amount) not in _MEMO_TYPES or type(currency) not in _MEMO_TYPES:
+            return self._to_cents(amount, currency, day)
+        key = (type(amount), amount, currency, day)  # 1.0 and 1 (or "1") differ as text
+        cents = self._memo.get(key)
+        if cents is None:
+            cents = self._to_cents(amount, currency, day)
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = cents
+        return cents
+
+    def _to_cents(self, amount: Any, currency: str | None, day: str | None) -> int:
         value = parse_amount(amount)
         rate = self.rate(currency or self.reporting, day)
         cents = value * rate * 100

@@ -24,12 +24,17 @@ from pydantic import ValidationError
 
 from state.aggregates import PartitionAggregates
 from state.contributions import Contributions, check_fields, contributions
-from state.links import link_updates
+from state.links import Targets, link_targets, target_updates
 from state.rules import Rules
-from state.snapshot import Snapshot, apply_event, apply_link
+from state.snapshot import MilestoneRules, Snapshot, apply_event, apply_link
 from streams.schema import CrmEvent, entity_key, event_time_ms, fast_event_time_ms
 
 LINK_MARKER = "link"
+
+# What is cached of a recently changed entity: its contribution and (deals) link targets,
+# or None if not known. Both are dicts of str and int only, which Python's cyclic garbage
+# collector does not track (cached snapshots would make every collection much slower).
+_Entry = tuple[Contributions, Targets | None]
 
 
 @dataclass(slots=True)
@@ -66,9 +71,9 @@ def _validation_reason(exc: ValidationError) -> str:
 class PartitionState:
     """Snapshots and aggregates of one partition.
 
-    Keeps the contribution of recently changed entities (up to ``contribution_cache``)
-    so an update computes only the new contribution; the store must be written only
-    through this class.
+    Keeps the contribution (and a deal's link targets) of recently changed entities (up
+    to ``contribution_cache``) so an update computes only the new ones; the store must
+    be written only through this class.
     """
 
     def __init__(
@@ -77,13 +82,14 @@ class PartitionState:
         self.rules = rules
         self.store = store
         self.aggregates = PartitionAggregates()
-        self._contributions: dict[str, Contributions] = {}
+        self._cache: dict[str, _Entry] = {}
         self._cache_limit = contribution_cache
+        self._milestones: dict[str, MilestoneRules] = {}  # by entity type
 
     def rebuild(self) -> None:
         """Recompute the aggregates from every snapshot in the store."""
         items = getattr(self.store, "items_decoded", self.store.items)
-        self._contributions.clear()
+        self._cache.clear()
         self.aggregates.rebuild(
             contributions(key.partition(":")[0], snap, self.rules) for key, snap in items()
         )
@@ -106,39 +112,53 @@ class PartitionState:
             return Outcome("invalid", reason=f"fields: {exc}")
         key = f"{entity}:{raw['entity_id']}"
         old = self.store.get(key)
-        new, changed = apply_event(old, raw, self.rules.milestones(entity), at_ms)
+        milestones = self._milestones.get(entity)
+        if milestones is None:
+            milestones = self._milestones[entity] = self.rules.milestones(entity)
+        new, changed = apply_event(old, raw, milestones, at_ms)
         outcome = Outcome(
             "applied" if changed else "duplicate",
             key=key,
             event_time_ms=at_ms,
             source=raw["source"],
         )
-        if changed and not self._swap(entity, key, old, new, outcome):
-            return outcome
+        before: Targets = {}
+        if changed:
+            entry = self._swap(entity, key, old, new, outcome)
+            if entry is None:
+                return outcome
+            if entity == "deal":
+                known = entry[1]
+                before = link_targets(old, self.rules.calendar) if known is None else known
         if entity == "deal":
+            after = link_targets(new, self.rules.calendar)
+            if changed:
+                self._cache[key] = (self._cache[key][0], after)
             outcome.links = [
-                link_record(t, key, tok, v)
-                for t, tok, v in link_updates(old if changed else None, new, self.rules.calendar)
+                link_record(t, key, tok, v) for t, tok, v in target_updates(before, new, after)
             ]
         return outcome
 
     def _swap(
         self, entity: str, key: str, old: Snapshot | None, new: Snapshot, outcome: Outcome
-    ) -> bool:
+    ) -> _Entry | None:
+        """Swap the entity's contribution and write its snapshot; returns the entity's
+        previous cache entry (None if the new snapshot is invalid)."""
         try:
             new_part = contributions(entity, new, self.rules)
         except Exception as exc:  # any value it cannot compute: a dead letter, never a crash
             outcome.status, outcome.reason = "invalid", f"fields: {exc}"
-            return False
-        old_part = self._contributions.pop(key, None)
-        if old_part is None:
-            old_part = contributions(entity, old, self.rules)
-        self.aggregates.replace(old_part, new_part)
+            return None
+        cache = self._cache
+        entry = cache.pop(key, None)
+        if entry is None:
+            entry = (contributions(entity, old, self.rules), None)
+        self.aggregates.replace(entry[0], new_part)
         self.store[key] = new
-        if len(self._contributions) >= self._cache_limit:
-            self._contributions.clear()
-        self._contributions[key] = new_part
-        return True
+        if len(cache) >= self._cache_limit:
+            cache.clear()
+        cache[key] = (new_part, None)
+        return entry
 
     def _apply_link(self, raw: dict[str, Any]) -> Outcome:
         try:

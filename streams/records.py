@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -33,8 +34,10 @@ class Undecodable:
     raw: Any
 
 
+@lru_cache(maxsize=1 << 16)
 def partition_for(key: str, partitions: int) -> int:
-    """Kafka's default partition for ``key`` (murmur2, as the Java client does)."""
+    """Kafka's default partition for ``key`` (murmur2, as the Java client does; cached, as
+    link facts go to the same leads and accounts again and again)."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 

@@ -17,7 +17,7 @@ timestamp in milliseconds). State applies fields last-writer-wins per field on
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -81,10 +81,13 @@ _KEYS = frozenset(CrmEvent.model_fields)
 
 
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)")
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9][0-9]-[0-9][0-9]")
+_TWO_DIGITS = {f"{n:02d}": n for n in range(60)}
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 @lru_cache(maxsize=1 << 16)
-def _aware_iso_ms(text: str) -> int | None:
+def _parsed_iso_ms(text: str) -> int | None:
     if not _RFC3339.fullmatch(text):
         return None
     try:
@@ -94,10 +97,29 @@ def _aware_iso_ms(text: str) -> int | None:
     return None if parsed.tzinfo is None else event_time_ms(parsed)
 
 
-def _ident(value: Any, limit: int) -> bool:
-    return (
-        type(value) is str and 0 < len(value) <= limit and "|" not in value and ("\n" not in value)
-    )
+@lru_cache(maxsize=1 << 14)
+def _utc_day_ms(text: str) -> int | None:
+    """Epoch ms of midnight UTC of a plain ASCII ``YYYY-MM-DD`` date, else None."""
+    if not _ISO_DAY.fullmatch(text):
+        return None
+    try:
+        return (date.fromisoformat(text).toordinal() - _EPOCH_ORDINAL) * 86_400_000
+    except ValueError:
+        return None
+
+
+def _aware_iso_ms(text: str) -> int | None:
+    """Epoch ms of an aware ISO-8601 time; ``YYYY-MM-DDTHH:MM:SSZ`` without parsing."""
+    if len(text) == 20 and text[19] == "Z" and text[10] == "T" and text[13] == text[16] == ":":
+        day = _utc_day_ms(text[:10])
+        h, m, s = (
+            _TWO_DIGITS.get(text[11:13]),
+            _TWO_DIGITS.get(text[14:16]),
+            _TWO_DIGITS.get(text[17:19]),
+        )
+        if day is not None and h is not None and h < 24 and m is not None and s is not None:
+            return day + ((h * 60 + m) * 60 + s) * 1000
+    return _parsed_iso_ms(text)
 
 
 def fast_event_time_ms(raw: dict[str, Any]) -> int | None:
@@ -107,21 +129,29 @@ def fast_event_time_ms(raw: dict[str, Any]) -> int | None:
     time with an offset), so the worker skips pydantic for the common case; anything
     unusual goes through :meth:`CrmEvent.model_validate`, which decides and explains.
     """
-    if raw.get("v", 1) != 1 or not raw.keys() <= _KEYS:
+    get = raw.get
+    if get("v", 1) != 1 or not raw.keys() <= _KEYS:
         return None
-    version, fields, merged = raw.get("version"), raw.get("fields", {}), raw.get("merged_into")
-    if not (
-        _ident(raw.get("event_id"), 200)
-        and _ident(raw.get("entity_id"), 200)
-        and type(raw.get("source")) is str
-        and 0 < len(raw["source"]) <= 40
-        and raw.get("entity") in _ENTITIES
-        and raw.get("change") in _CHANGES
+    event_id, entity_id, source = get("event_id"), get("entity_id"), get("source")
+    version, occurred, merged = get("version"), get("occurred_at"), get("merged_into")
+    if (
+        type(event_id) is str
+        and 0 < len(event_id) <= 200
+        and "|" not in event_id
+        and "\n" not in event_id
+        and type(entity_id) is str
+        and 0 < len(entity_id) <= 200
+        and "|" not in entity_id
+        and "\n" not in entity_id
+        and type(source) is str
+        and 0 < len(source) <= 40
+        and get("entity") in _ENTITIES
+        and get("change") in _CHANGES
         and type(version) is int
         and version >= 0
-        and type(fields) is dict
+        and type(get("fields", {})) is dict
         and (merged is None or type(merged) is str)
-        and type(raw.get("occurred_at")) is str
+        and type(occurred) is str
     ):
-        return None
-    return _aware_iso_ms(raw["occurred_at"])
+        return _aware_iso_ms(occurred)
+    return None
