@@ -37,8 +37,8 @@ rules = Rules.load()
 states: dict[int, PartitionState] = {}
 stats: dict[int, PartitionStats] = defaultdict(PartitionStats)
 dirty: set[int] = set()
-FULL_PUBLISH_EVERY_S = 5.0
-_last_full_publish = 0.0
+WRITE_ALL_EVERY_S = 5.0
+_last_write_all = 0.0
 _redis: aioredis.Redis | None = None
 _assigned_at: dict[int, float] = {}  # partition -> when the last rebalance assigned it
 
@@ -305,10 +305,10 @@ async def process_events(stream: Any) -> None:
 @app.timer(settings.publish_interval_s)
 async def publish_aggregates() -> None:
     """Publish absolute aggregates of dirty (or, periodically, all) owned partitions."""
-    global _redis, _last_full_publish
+    global _redis, _last_write_all
     now = time.monotonic()
-    full = now - _last_full_publish >= FULL_PUBLISH_EVERY_S
-    chosen = set(states) if full else dirty & set(states)
+    write_all = now - _last_write_all >= WRITE_ALL_EVERY_S
+    chosen = set(states) if write_all else dirty & set(states)
     if not chosen:
         return
     if _redis is None:
@@ -333,5 +333,5 @@ async def publish_aggregates() -> None:
     if stale:
         log.info("partitions %s have a newer owner; no longer publishing them", stale)
     dirty.difference_update(chosen)
-    if full:
-        _last_full_publish = now
+    if write_all:
+        _last_write_all = now

@@ -38,7 +38,7 @@ from tests.reliability.harness import (
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 CHUNK = 2_000
-FULL_PUBLISH_EVERY_S = 5.0  # agents.events.FULL_PUBLISH_EVERY_S (not imported: it builds the app)
+WRITE_ALL_EVERY_S = 5.0  # agents.events.WRITE_ALL_EVERY_S (not imported: it builds the app)
 HEAL_BOUND_S = 15.0
 
 
@@ -132,14 +132,14 @@ async def test_adding_and_removing_workers_keeps_every_scrape_within_bounds(
             break
         assert time.time() - added < 90, f"worker-4 got no partition: {owners}"
         await asyncio.sleep(0.5)
-    await asyncio.sleep(FULL_PUBLISH_EVERY_S + 1)  # every owner published after its rebuild
+    await asyncio.sleep(WRITE_ALL_EVERY_S + 1)  # every owner published after its rebuild
     published = await read_published(pipeline.settings)
     lags = {p: (m["owner"], m["stats"]["lag"]) for p, m in sorted(published.items())}
     assert {lag for _, lag in lags.values()} == {0}, lags
     assert not diff_documents(await api(pipeline, "/api/snapshot"), result["expected"])
 
 
-async def test_flushed_redis_heals_within_the_full_publish_period(
+async def test_flushed_redis_heals_within_the_periodic_write(
     cluster_pipeline: Any,
 ) -> None:
     pipeline = cluster_pipeline("flush", collector_port=18403)
@@ -161,7 +161,7 @@ async def test_flushed_redis_heals_within_the_full_publish_period(
         )
         report = check_scrapes(scrapes, producer.records, pipeline.settings.partitions)
         # Partitions with events to apply republish within the publish interval, often
-        # before the next scrape; the idle flush below is the one the full publish heals.
+        # before the next scrape; the idle flush below is the one the periodic write heals.
         after = [s for s in scrapes if s.at > flushed_at[0]]
         healed = next(s for s in after if len(s.last_offsets) == pipeline.settings.partitions)
         mid_stream_s = healed.at - flushed_at[0]
@@ -169,7 +169,7 @@ async def test_flushed_redis_heals_within_the_full_publish_period(
         result = await compare_with_oracle(pipeline, producer.acked_events())
         assert not result["problems"], "\n".join(result["problems"][:30])
 
-        # Idle: no partition is dirty, only the periodic full publish can heal Redis.
+        # Idle: no partition is dirty; only the periodic write of every partition heals Redis.
         expected = result["expected"]
         await client.flushall()
         idle_flush = time.monotonic()
@@ -188,7 +188,7 @@ async def test_flushed_redis_heals_within_the_full_publish_period(
         f"{mid_stream_s:.1f}s later (a scrape saw partitions missing: {saw_gap}); "
         f"scrapes {report['scrapes']}, all within bounds",
         f"FLUSHALL when idle: collector exact again after {idle_s:.1f}s "
-        f"(full publish every {FULL_PUBLISH_EVERY_S:.0f}s)",
+        f"(every partition written every {WRITE_ALL_EVERY_S:.0f}s)",
         f"converged {converge_s:.1f}s after the last acknowledgement",
         sep="\n",
     )
