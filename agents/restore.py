@@ -27,15 +27,12 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 from rocksdict import WriteBatch
 
+from salespulse.config import get_settings
+
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 RESTORE_TIMEOUT_S = 600.0  # a restore slower than this leaves the rest to Faust
 restored: dict[int, tuple[int, float]] = {}  # partition -> (records, seconds), last restore
-
-
-def bootstrap_servers(app: Any) -> str:
-    """``host:port,...`` of the app's brokers."""
-    return ",".join(f"{url.host}:{url.port or 9092}" for url in app.conf.broker)
 
 
 async def restore_partition(db: Any, offset_key: bytes, tp: TP, bootstrap: str) -> int:
@@ -91,7 +88,7 @@ class RestoringStore(RocksDBStore):
             (tp for tp in tps if tp.topic in table.changelog_topic.topics and tp not in standbys),
             key=lambda tp: tp.partition,
         )
-        bootstrap = bootstrap_servers(self.app)
+        bootstrap = get_settings().kafka_bootstrap
         for tp in mine:
             if generation_id != self.app.consumer_generation_id:
                 return  # rebalanced again meanwhile: the next assignment restores

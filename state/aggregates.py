@@ -63,11 +63,6 @@ class PartitionAggregates:
         self.published = PublishMark()  # what the publisher last wrote (state.publisher)
 
     @property
-    def wire(self) -> dict[str, int]:
-        """Every aggregate keyed by its wire string (a new dict)."""
-        return {k: v for shard in self.shards.values() for k, v in shard.items()}
-
-    @property
     def values(self) -> dict[AggKey, int]:
         """The aggregates keyed by :data:`AggKey` tuples (a new dict)."""
         return {
@@ -117,13 +112,13 @@ class PartitionAggregates:
         """Compact JSON ``{"component|day|dims...": n}`` of one shard (``{}`` if empty)."""
         return orjson.dumps(self.shards.get(name, {}))
 
-    def to_json(self) -> bytes:
-        """Compact JSON of every aggregate (all shards)."""
-        return orjson.dumps(self.wire)
+    def decode_published(self) -> dict[AggKey, int]:
+        """What readers get back from every shard as published (encoded, decoded)."""
+        return sum_aggregates(decode_aggregates(self.encode_shard(n)) for n in self.shards)
 
 
 def decode_aggregates(data: bytes | str) -> dict[AggKey, int]:
-    """Inverse of :meth:`PartitionAggregates.to_json`."""
+    """Inverse of :meth:`PartitionAggregates.encode_shard`."""
     raw: Mapping[str, Any] = orjson.loads(data)
     return {tuple(k.split(SEPARATOR)): int(v) for k, v in raw.items()}  # type: ignore[misc]
 

@@ -61,9 +61,8 @@ def _write_args(
     aggregates: PartitionAggregates, mark: PublishMark, full: bool
 ) -> tuple[list[str | bytes], PublishMark]:
     """The shard fields to write and the mark they leave (not yet applied to ``mark``)."""
-    names = set(aggregates.shards) if full else aggregates.take_dirty()
-    if full:
-        aggregates.take_dirty()
+    dirty = aggregates.take_dirty()
+    names = set(aggregates.shards) if full else dirty
     seq = mark.seq + 1
     versions = {} if full else dict(mark.versions)
     pairs: list[str | bytes] = []

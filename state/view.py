@@ -164,8 +164,3 @@ class ViewReader:
                 total[key] = value
             else:
                 total.pop(key, None)
-
-
-async def read_view(client: aioredis.Redis, settings: Settings) -> View:
-    """Read and sum every partition's published aggregates once."""
-    return await ViewReader(client, settings).read()

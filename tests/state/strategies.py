@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
 
-from state.aggregates import decode_aggregates, sum_aggregates
+from state.aggregates import sum_aggregates
 from state.contributions import AggKey
 from state.processor import Outcome, PartitionState
 from state.readout import Readout
@@ -387,9 +387,9 @@ class EngineRun:
 
     @property
     def aggregates(self) -> dict[AggKey, int]:
-        """The partitions' aggregates as the collector sees them: published as JSON
+        """The partitions' aggregates as the collector sees them: published as JSON shards
         (what goes to Redis), decoded and summed."""
-        published = [decode_aggregates(ps.aggregates.to_json()) for ps in self.partitions.values()]
+        published = [ps.aggregates.decode_published() for ps in self.partitions.values()]
         for ps, seen in zip(self.partitions.values(), published, strict=True):
             assert seen == ps.aggregates.values, "aggregates changed on their way to Redis"
         return sum_aggregates(published)
