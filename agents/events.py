@@ -214,11 +214,31 @@ async def _apply_record(partition: int, offset: int, value: Any) -> PartitionSta
         for link in outcome.links:
             target = f"{link['entity']}:{link['entity_id']}"
             links[partition_for(target, settings.partitions)].append(link)
-    for target_partition, records in links.items():
-        events_topic.send_soon(value=encode_batch(records), partition=target_partition)
+    if links:
+        producer = _kafka_producer()
+        for target_partition, records in links.items():
+            # Straight to aiokafka's accumulator (waits only for a full batch): Faust's
+            # send_soon buffer sends one message per event-loop turn and, past 100
+            # pending, stops feeding every stream until it drains (seen as the agent
+            # idling with a growing lag). The producer flush before each offset commit
+            # waits for these as for any batch.
+            delivery = await producer.send(
+                events_topic.topics[0], encode_batch(records), partition=target_partition
+            )
+            delivery.add_done_callback(_check_delivery)
     part_stats.last_offset = offset
     dirty.add(partition)
     return state
+
+
+def _check_delivery(delivery: asyncio.Future[Any]) -> None:
+    """Exit if a link record could not be written: its source offset must not be committed."""
+    if delivery.cancelled() or delivery.exception() is not None:
+        log.critical(
+            "link record write failed (%s); exiting to keep state exact",
+            "cancelled" if delivery.cancelled() else delivery.exception(),
+        )
+        os._exit(71)
 
 
 # Skipped-record guard. Around rebalances Faust 0.15 / aiokafka 0.14 can deliver a
