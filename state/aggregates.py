@@ -37,23 +37,25 @@ class PublishMark:
 
 
 def shard_of(key: str) -> str:
-    """The publishing shard of a wire key: the month of its day (``YYYY-MM``), or ``""``
-    for a key without a day.
+    """The publishing shard of a wire key: its day (``YYYY-MM-DD``), or ``""`` for a key
+    without a day.
 
     >>> shard_of("won_amount|2017-03-01|r|||||"), shard_of("quota||r|||||month")
-    ('2017-03', '')
+    ('2017-03-01', '')
     """
     start = key.index(SEPARATOR) + 1
-    return "" if key[start] == SEPARATOR else key[start : start + 7]
+    return "" if key[start] == SEPARATOR else key[start : start + 10]
 
 
 class PartitionAggregates:
     """Additive components of one partition.
 
     Kept keyed by the wire form ``"component|day|rep|team|office|product|source|kind"``
-    (what contributions produce) and grouped in shards by month of the day
-    (:func:`shard_of`), so publishing re-encodes only the months that changed since the
-    last publish (:attr:`dirty`); :attr:`values` gives the tuple-keyed view
+    (what contributions produce) and grouped in shards by day (:func:`shard_of`), so
+    publishing re-encodes only the days that changed since the last publish
+    (:attr:`dirty`; a month shard was re-encoded twice as much: a backfill at 10^6
+    entities touched about 60 days of 4 to 6 months in each 0.5 s); :attr:`values` gives
+    the tuple-keyed view
     (:data:`AggKey`) that readers use.
     """
 
@@ -85,7 +87,7 @@ class PartitionAggregates:
         if type(key) is not str:
             key = SEPARATOR.join(key)
         start = key.index(SEPARATOR) + 1
-        name = "" if key[start] == SEPARATOR else key[start : start + 7]
+        name = "" if key[start] == SEPARATOR else key[start : start + 10]
         shard = self.shards.get(name)
         if shard is None:
             shard = self.shards[name] = {}

@@ -1,14 +1,14 @@
-"""Publishing absolute partition aggregates to Redis, one month shard at a time.
+"""Publishing absolute partition aggregates to Redis, one day shard at a time.
 
 Each partition has one hash ``<prefix>:partition:<n>`` with fields ``generation``,
 ``epoch``, ``stats`` (JSON), ``owner``, ``published_at``, ``versions`` (JSON: shard ->
-publish sequence number) and one field ``a:<shard>`` per month of aggregates (JSON, see
+publish sequence number) and one field ``a:<shard>`` per day of aggregates (JSON, see
 :meth:`state.aggregates.PartitionAggregates.encode_shard`). Values are absolute, so a
 replay, a restart or a partition move overwrites instead of double counting.
 
 A *full* write replaces the whole hash under a new random ``epoch``; later writes carry
-only the shards changed since (a live stream touches the current month or two, not the
-years of history) and are applied only if the stored epoch is still the writer's: after a
+only the shards changed since (a live stream touches a few days, not the years of
+history) and are applied only if the stored epoch is still the writer's: after a
 flushed Redis or another owner's write the script answers "mismatch" and the publisher
 writes everything again. Every write carries the consumer-group generation of its writer
 and is refused (atomically, in Redis) when the stored one is newer: a worker that lost a

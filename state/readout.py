@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -99,17 +99,36 @@ class _Sums:
         return 0 if s is None else s.upto(self.period.end)
 
 
-class Readout:
-    """KPI values over the summed aggregates of all partitions."""
+def index_names(key: AggKey) -> tuple[str, ...]:
+    """The names a key is indexed under: its component (and a quota's ``quota@kind``)."""
+    return (key[0], f"{QUOTA}@{key[7]}") if key[0] == QUOTA else (key[0],)
 
-    def __init__(self, aggregates: Mapping[AggKey, int], params: KpiParams | None = None) -> None:
+
+def index_keys(keys: Iterable[AggKey]) -> dict[str, list[AggKey]]:
+    """The keys grouped by :func:`index_names`."""
+    index: dict[str, list[AggKey]] = defaultdict(list)
+    for key in keys:
+        for name in index_names(key):
+            index[name].append(key)
+    return index
+
+
+class Readout:
+    """KPI values over the summed aggregates of all partitions.
+
+    ``index`` (the keys grouped by :func:`index_keys`) may be given by a caller that keeps
+    it up to date, which saves a pass over every key.
+    """
+
+    def __init__(
+        self,
+        aggregates: Mapping[AggKey, int],
+        params: KpiParams | None = None,
+        index: Mapping[str, list[AggKey]] | None = None,
+    ) -> None:
         self.aggregates = aggregates
         self.params = params or KpiParams()
-        self._by_component: dict[str, list[AggKey]] = defaultdict(list)
-        for key in aggregates:
-            self._by_component[key[0]].append(key)
-            if key[0] == QUOTA:
-                self._by_component[f"{QUOTA}@{key[7]}"].append(key)
+        self._by_component = index_keys(aggregates) if index is None else index
         self._tables: dict[tuple[str, tuple[str, ...]], dict[tuple[str, ...], _Series]] = {}
 
     def _table(self, component: str, dims: tuple[str, ...]) -> dict[tuple[str, ...], _Series]:

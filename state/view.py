@@ -1,9 +1,10 @@
 """What the collector reads from Redis: every partition's published aggregates, summed.
 
 :class:`ViewReader` asks Redis, per partition and in one pipelined round trip, for the
-partition's stats and only the month shards republished since its last read (a Lua
+partition's stats and only the day shards republished since its last read (a Lua
 script compares shard versions, see :mod:`state.publisher`), decodes just those, and
-updates the sum over partitions by their differences. So the collector can re-read on
+updates the sum over partitions by the keys whose values differ from the shard it held
+(a republished shard mostly repeats the values it had). So the collector can re-read on
 every request that comes more than :data:`FRESH_SECONDS` after the last one, even when
 the aggregates hold years of history. Concurrent requests share one read.
 """
@@ -20,11 +21,11 @@ import orjson
 import redis.asyncio as aioredis
 
 from salespulse.config import Settings
-from state.aggregates import decode_aggregates
+from state.aggregates import SEPARATOR
 from state.contributions import AggKey
 from state.kpis import KpiParams
 from state.publisher import partition_key
-from state.readout import Readout
+from state.readout import Readout, index_names
 
 FRESH_SECONDS = 0.1  # a view younger than this is served as it is
 
@@ -37,10 +38,11 @@ class View:
     partitions: dict[int, dict[str, Any]] = field(default_factory=dict)
     read_at: float = 0.0
     params: KpiParams = field(default_factory=KpiParams)
+    index: dict[str, list[AggKey]] | None = None  # see Readout
 
     @cached_property
     def readout(self) -> Readout:
-        return Readout(self.aggregates, self.params)
+        return Readout(self.aggregates, self.params, self.index)
 
 
 # KEYS[1] partition hash; ARGV[1] the epoch the reader holds, ARGV[2] its shard versions
@@ -70,7 +72,21 @@ return out
 class _Partition:
     epoch: bytes
     versions: dict[str, int]
-    shards: dict[str, dict[AggKey, int]]
+    shards: dict[str, dict[str, int]]  # as published: wire keys
+
+
+MAX_KEY_CACHE = 4_000_000
+_agg_keys: dict[str, AggKey] = {}  # wire key -> tuple, shared by every reader
+
+
+def agg_key(wire: str) -> AggKey:
+    """The tuple of a wire key (cached: the same keys come back with every read)."""
+    key = _agg_keys.get(wire)
+    if key is None:
+        if len(_agg_keys) >= MAX_KEY_CACHE:
+            _agg_keys.clear()
+        key = _agg_keys[wire] = tuple(wire.split(SEPARATOR))  # type: ignore[assignment]
+    return key  # type: ignore[return-value]
 
 
 class ViewReader:
@@ -84,6 +100,7 @@ class ViewReader:
         self.params = params or KpiParams()
         self._parts: dict[int, _Partition] = {}
         self._total: dict[AggKey, int] = {}
+        self._index: dict[str, dict[AggKey, None]] = {}  # index_names -> keys in the total
         self._view: View | None = None
         self._lock = asyncio.Lock()
 
@@ -115,11 +132,13 @@ class ViewReader:
                     "owner": (row[3] or b"").decode(),
                     "published_at": float(row[4] or b"0"),
                 }
+        index: dict[str, list[AggKey]] | None
         if changed or self._view is None:
-            aggregates = {k: v for k, v in self._total.items() if v}
+            aggregates = dict(self._total)  # never holds zeros
+            index = {name: list(keys) for name, keys in self._index.items() if keys}
         else:
-            aggregates = self._view.aggregates
-        view = View(aggregates, meta, time.time(), self.params)
+            aggregates, index = self._view.aggregates, self._view.index
+        view = View(aggregates, meta, time.time(), self.params, index)
         if not changed and self._view is not None:  # same numbers: keep the computed readout
             view.__dict__["readout"] = self._view.readout
         return view
@@ -144,23 +163,36 @@ class ViewReader:
         for name in gone:
             self._drop([old.shards.pop(name)])
         for name, raw in fetched.items():
-            if name in old.shards:
-                self._drop([old.shards[name]])
-            shard = decode_aggregates(raw) if raw else {}
+            shard: dict[str, int] = orjson.loads(raw) if raw else {}
+            self._diff(old.shards.get(name, {}), shard)
             old.shards[name] = shard
-            self._add(shard, 1)
         old.versions = versions
         return changed
 
     def _drop(self, shards: Any) -> None:
         for shard in shards:
-            self._add(shard, -1)
+            self._diff(shard, {})
 
-    def _add(self, shard: dict[AggKey, int], sign: int) -> None:
-        total = self._total
-        for key, n in shard.items():
-            value = total.get(key, 0) + sign * n
-            if value:
-                total[key] = value
-            else:
-                total.pop(key, None)
+    def _diff(self, before: dict[str, int], after: dict[str, int]) -> None:
+        """Move the total from one version of a shard to another."""
+        for wire, n in after.items():
+            m = before.get(wire, 0)
+            if m != n:
+                self._bump(wire, int(n) - m)
+        for wire, m in before.items():
+            if wire not in after:
+                self._bump(wire, -m)
+
+    def _bump(self, wire: str, n: int) -> None:
+        key, total = agg_key(wire), self._total
+        old = total.get(key, 0)
+        value = old + n
+        if value:
+            total[key] = value
+            if not old:
+                for name in index_names(key):
+                    self._index.setdefault(name, {})[key] = None
+        else:
+            total.pop(key, None)
+            for name in index_names(key):
+                self._index[name].pop(key, None)

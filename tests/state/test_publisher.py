@@ -71,14 +71,14 @@ async def test_only_changed_shards_are_written(stack_settings: Settings, redis_c
     key = partition_key(prefix, 0)
     fields = await redis_client.hkeys(key)
     assert {f for f in fields if f.startswith(SHARD_PREFIX.encode())} == {
-        b"a:2024-01",
-        b"a:2024-02",
+        b"a:2024-01-05",
+        b"a:2024-02-01",
     }
-    await redis_client.hset(key, "a:2024-01", b'{"marker|2024-01-01|||||||":1}')
-    aggs.replace({"won_count|2024-02-01|Ann|||||": 1}, {})  # February only: emptied
+    await redis_client.hset(key, "a:2024-01-05", b'{"marker|2024-01-05|||||||":1}')
+    aggs.replace({"won_count|2024-02-01|Ann|||||": 1}, {})  # February 1 only: emptied
     await publish_partitions(redis_client, prefix, "w", {0: (aggs, stats)}, generation=1)
-    assert await redis_client.hget(key, "a:2024-01") == b'{"marker|2024-01-01|||||||":1}'
-    assert await redis_client.hget(key, "a:2024-02") is None
+    assert await redis_client.hget(key, "a:2024-01-05") == b'{"marker|2024-01-05|||||||":1}'
+    assert await redis_client.hget(key, "a:2024-02-01") is None
 
     newer = PartitionAggregates()
     newer.replace({}, {"won_count|2024-01-05|Bob|||||": 1})
