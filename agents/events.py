@@ -2,7 +2,8 @@
 
 One :class:`state.processor.PartitionState` per assigned partition. Aggregates are
 rebuilt from the snapshot table whenever recovery completes (start, rebalance), and
-published to Redis by a timer: dirty partitions every ``publish_interval_s``, all of them
+published to Redis by a timer: dirty partitions every ``publish_interval_s`` (less often
+when publishing would take more than a tenth of the worker's time), all of them
 every few seconds so a flushed Redis heals by itself.
 """
 
@@ -39,6 +40,14 @@ stats: dict[int, PartitionStats] = defaultdict(PartitionStats)
 dirty: set[int] = set()
 WRITE_ALL_EVERY_S = 5.0
 _last_write_all = 0.0
+# At most this share of the worker's time goes to publishing: after a publish that took
+# t seconds the next waits at least t / PUBLISH_BUDGET. A live stream touches a few small
+# day shards (publishes every interval); a backfill of years at 10^6 entities re-encodes
+# megabytes each time, and then publishes less often instead of processing less (but at
+# least every 10 s: the not-published alert fires after a minute).
+PUBLISH_BUDGET = 0.1
+MAX_PUBLISH_DELAY_S = 10.0
+_next_publish_at = 0.0
 _redis: aioredis.Redis | None = None
 _assigned_at: dict[int, float] = {}  # partition -> when the last rebalance assigned it
 
@@ -325,8 +334,10 @@ async def process_events(stream: Any) -> None:
 @app.timer(settings.publish_interval_s)
 async def publish_aggregates() -> None:
     """Publish absolute aggregates of dirty (or, periodically, all) owned partitions."""
-    global _redis, _last_write_all
+    global _redis, _last_write_all, _next_publish_at
     now = time.monotonic()
+    if now < _next_publish_at:
+        return
     write_all = now - _last_write_all >= WRITE_ALL_EVERY_S
     chosen = set(states) if write_all else dirty & set(states)
     if not chosen:
@@ -350,6 +361,9 @@ async def publish_aggregates() -> None:
     except (aioredis.RedisError, OSError) as exc:
         log.warning("redis publish failed (will retry): %s", exc)
         return
+    finally:
+        delay = (time.monotonic() - now) / PUBLISH_BUDGET
+        _next_publish_at = now + min(delay, MAX_PUBLISH_DELAY_S)
     if stale:
         log.info("partitions %s have a newer owner; no longer publishing them", stale)
     dirty.difference_update(chosen)

@@ -10,7 +10,7 @@ offers ``rate`` CRM events per second for ``duration`` seconds, as batched recor
   probe's offset (latency = the worker's publish time - produce time);
 * **visible** when the collector's ``/api/kpis?kpi=deals_won&group_by=rep`` lists its rep
   (latency = the time the harness saw it - produce time; the harness polls every 100 ms
-  and the collector caches its Redis view for 0.5 s, both part of what a user sees).
+  and the collector reuses a Redis view for 0.1 s, both part of what a user sees).
 
 Probes not visible ``drain_timeout`` seconds after production stopped are counted as
 missing and make the maximum a lower bound.
