@@ -44,6 +44,9 @@ class PartitionStore(MutableMapping[str, Snapshot]):
         self.in_flight: dict[bytes, bytes] = {}  # sent or about to be, not yet in RocksDB
         self.unsent: dict[bytes, bytes] = {}
         self._sent: set[asyncio.Future[Any]] = set()
+        # One flush at a time: two interleaved flushes could land an older value of a key
+        # after a newer one in the changelog (and in RocksDB).
+        self._flush_lock = asyncio.Lock()
 
     @property
     def db(self) -> Any:
@@ -93,6 +96,10 @@ class PartitionStore(MutableMapping[str, Snapshot]):
 
     async def flush(self, producer: Any, changelog_topic: str) -> None:
         """Send pending writes as changelog batches; persist to RocksDB when acknowledged."""
+        async with self._flush_lock:
+            await self._flush(producer, changelog_topic)
+
+    async def _flush(self, producer: Any, changelog_topic: str) -> None:
         if not self.unsent:
             return
         items, self.unsent = list(self.unsent.items()), {}

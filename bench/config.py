@@ -46,7 +46,7 @@ def bench_settings(**overrides: Any) -> Settings:
         "kafka_brokers": "",
         "partitions": 4,
         "rules": str(RULES_PATH),
-        "publish_interval_s": 0.25,
+        "publish_interval_s": 0.2,
         "retention_days": 0,  # the workload's event times start in 2024: keep all history
         **BENCH_PORTS,
     }

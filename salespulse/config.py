@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     targets: str | None = None  # targets/thresholds YAML (default: deploy/targets.yaml)
 
     # Publishing of partition aggregates.
-    publish_interval_s: float = 0.25
+    publish_interval_s: float = 0.2
     redis_key_prefix: str = "salespulse"
 
     # Secrets (never logged).

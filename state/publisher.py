@@ -85,10 +85,12 @@ async def publish_partitions(
     owner: str,
     partitions: dict[int, tuple[PartitionAggregates, PartitionStats]],
     generation: int = 0,
+    spent: list[float] | None = None,
 ) -> list[int]:
     """Write every given partition's changed shards and stats, in one round trip (two when
     a partition must be written whole again). Returns the partitions whose write was
-    refused because a newer owner published."""
+    refused because a newer owner published; appends to ``spent`` the seconds spent
+    encoding (the part that holds the event loop; waiting for Redis does not)."""
     stale: list[int] = []
     retry = set(partitions)
     for _ in range(2):
@@ -96,6 +98,7 @@ async def publish_partitions(
         script = client.register_script(PUBLISH)
         order = sorted(retry)
         marks: list[PublishMark] = []
+        started = time.perf_counter()
         async with client.pipeline(transaction=False) as pipe:
             for partition in order:
                 aggregates, stats = partitions[partition]
@@ -115,6 +118,8 @@ async def publish_partitions(
                     *pairs,
                 ]
                 await script(keys=[partition_key(prefix, partition)], args=args, client=pipe)
+            if spent is not None:
+                spent.append(time.perf_counter() - started)
             results = await pipe.execute()
         retry = set()
         for partition, mark, result in zip(order, marks, results, strict=True):
