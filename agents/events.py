@@ -3,7 +3,7 @@
 One :class:`state.processor.PartitionState` per assigned partition. Aggregates are
 rebuilt from the snapshot table whenever recovery completes (start, rebalance), and
 published to Redis by a timer: dirty partitions every ``publish_interval_s`` (less often
-when publishing would take more than a tenth of the worker's time), all of them
+when encoding would take more than 5 % of the worker's time), all of them
 every few seconds so a flushed Redis heals by itself.
 """
 
@@ -40,13 +40,13 @@ stats: dict[int, PartitionStats] = defaultdict(PartitionStats)
 dirty: set[int] = set()
 WRITE_ALL_EVERY_S = 5.0
 _last_write_all = 0.0
-# At most this share of the worker's time goes to publishing: after a publish whose
+# At most 5 % of the worker's time goes to publishing: after a publish whose
 # encoding held the event loop t seconds, the next waits at least t / PUBLISH_BUDGET. A
 # live stream touches a few small day shards (publishes every interval); a backfill of
 # years at 10^6 entities re-encodes megabytes each time, and then publishes less often
 # instead of processing less (but at least every 10 s: the not-published alert fires
 # after a minute).
-PUBLISH_BUDGET = 0.1
+PUBLISH_BUDGET = 0.05
 MAX_PUBLISH_DELAY_S = 10.0
 _next_publish_at = 0.0
 _redis: aioredis.Redis | None = None
