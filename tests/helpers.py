@@ -67,3 +67,19 @@ def process_exists(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def pipeline_settings(base: Any, name: str, home_root: Path, **update: Any) -> Any:
+    """Settings of an isolated pipeline named ``name``: its own home, topics, app id and
+    Redis prefix (workers publish every 0.2 s), with ``update`` on top."""
+    return base.model_copy(
+        update={
+            "home": home_root / "pipelines" / name,
+            "topic_events": f"{name}-events",
+            "topic_dead_letters": f"{name}-dead-letters",
+            "app_id": f"salespulse-{name}",
+            "redis_key_prefix": f"salespulse-{name}",
+            "publish_interval_s": 0.2,
+            **update,
+        }
+    )

@@ -18,7 +18,7 @@ from salespulse.config import Settings
 from salespulse.stack import ensure_topics, process
 from streams.records import encode_single, group_by_partition
 from tests.conftest import TEST_HOME
-from tests.helpers import http_json, process_exists
+from tests.helpers import http_json, pipeline_settings, process_exists
 
 
 @dataclass
@@ -100,17 +100,12 @@ def pipeline_factory(stack_settings: Settings) -> Iterator[Any]:
     made: list[Pipeline] = []
 
     def make(name: str, collector_port: int | None = None, partitions: int = 4) -> Pipeline:
-        settings = stack_settings.model_copy(
-            update={
-                "home": TEST_HOME / "pipelines" / name,
-                "topic_events": f"{name}-events",
-                "topic_dead_letters": f"{name}-dead-letters",
-                "app_id": f"salespulse-{name}",
-                "redis_key_prefix": f"salespulse-{name}",
-                "partitions": partitions,
-                "publish_interval_s": 0.2,
-                **({"collector_port": collector_port} if collector_port else {}),
-            }
+        settings = pipeline_settings(
+            stack_settings,
+            name,
+            TEST_HOME,
+            partitions=partitions,
+            **({"collector_port": collector_port} if collector_port else {}),
         )
         shutil.rmtree(settings.home, ignore_errors=True)  # RocksDB of an earlier session
         process.run_coro(

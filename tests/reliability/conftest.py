@@ -27,6 +27,7 @@ from salespulse.config import Settings
 from salespulse.stack import ensure_topics, kafka, process
 from tests.conftest import TEST_HOME, make_test_settings
 from tests.e2e.conftest import Pipeline
+from tests.helpers import pipeline_settings
 
 CLUSTER_HOME = TEST_HOME / "cluster"
 PARTITIONS = 6
@@ -83,16 +84,8 @@ def cluster_pipeline(cluster_settings: Settings) -> Iterator[Any]:
     made: list[Pipeline] = []
 
     def make(name: str, collector_port: int) -> Pipeline:
-        settings = cluster_settings.model_copy(
-            update={
-                "home": CLUSTER_HOME / "pipelines" / name,
-                "topic_events": f"{name}-events",
-                "topic_dead_letters": f"{name}-dead-letters",
-                "app_id": f"salespulse-{name}",
-                "redis_key_prefix": f"salespulse-{name}",
-                "publish_interval_s": 0.2,
-                "collector_port": collector_port,
-            }
+        settings = pipeline_settings(
+            cluster_settings, name, CLUSTER_HOME, collector_port=collector_port
         )
         stack.down(settings)  # processes a kept (SALESPULSE_KEEP_CLUSTER) run left behind
         shutil.rmtree(settings.home, ignore_errors=True)
