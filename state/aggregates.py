@@ -54,14 +54,16 @@ class PartitionAggregates:
     (what contributions produce) and grouped in shards by day (:func:`shard_of`), so
     publishing re-encodes only the days that changed since the last publish
     (:attr:`dirty`; a month shard was re-encoded twice as much: a backfill at 10^6
-    entities touched about 60 days of 4 to 6 months in each 0.5 s); :attr:`values` gives
-    the tuple-keyed view
-    (:data:`AggKey`) that readers use.
+    entities touched about 60 days of 4 to 6 months in each 0.5 s), and keeping the keys
+    changed since the last publish (:attr:`changed`), which readers that hold the previous
+    publish apply instead of re-reading the shards; :attr:`values` gives the tuple-keyed
+    view (:data:`AggKey`) that readers use.
     """
 
     def __init__(self) -> None:
         self.shards: dict[str, dict[str, int]] = {}
         self.dirty: set[str] = set()  # shards changed since the last take_dirty()
+        self.changed: set[str] = set()  # wire keys changed since the last take_changes()
         self.published = PublishMark()  # what the publisher last wrote (state.publisher)
 
     @property
@@ -97,10 +99,13 @@ class PartitionAggregates:
         else:
             shard.pop(key, None)
         self.dirty.add(name)
+        self.changed.add(key)
 
     def rebuild(self, contributions: Iterable[Contributions]) -> None:
         """Recompute from scratch from every entity's contribution."""
         self.dirty.update(self.shards)
+        for shard in self.shards.values():
+            self.changed.update(shard)
         self.shards = {}
         for contribution in contributions:
             self.replace({}, contribution)
@@ -109,6 +114,16 @@ class PartitionAggregates:
         """The shards changed since the last call (and forget them)."""
         dirty, self.dirty = self.dirty, set()
         return dirty
+
+    def take_changes(self) -> dict[str, int]:
+        """The current value (0: gone) of every key changed since the last call (and
+        forget them): what a reader holding the previous publish needs."""
+        changed, self.changed = self.changed, set()
+        out: dict[str, int] = {}
+        for key in changed:
+            shard = self.shards.get(shard_of(key))
+            out[key] = 0 if shard is None else shard.get(key, 0)
+        return out
 
     def encode_shard(self, name: str) -> bytes:
         """Compact JSON ``{"component|day|dims...": n}`` of one shard (``{}`` if empty)."""

@@ -1,10 +1,11 @@
 """What the collector reads from Redis: every partition's published aggregates, summed.
 
 :class:`ViewReader` asks Redis, per partition and in one pipelined round trip, for the
-partition's stats and only the day shards republished since its last read (a Lua
-script compares shard versions, see :mod:`state.publisher`), decodes just those, and
-updates the sum over partitions by the keys whose values differ from the shard it held
-(a republished shard mostly repeats the values it had). So the collector can re-read on
+partition's stats and, if it holds one of the last publishes, only the change sets since
+(the keys each publish changed, with their new values); else only the day shards
+republished since its last read (a Lua script compares shard versions, see
+:mod:`state.publisher`), and updates the sum over partitions by the keys whose values
+differ from the shard it held. So the collector can re-read on
 every request that comes more than :data:`FRESH_SECONDS` after the last one, even when
 the aggregates hold years of history. Concurrent requests share one read.
 """
@@ -21,10 +22,10 @@ import orjson
 import redis.asyncio as aioredis
 
 from salespulse.config import Settings
-from state.aggregates import SEPARATOR
+from state.aggregates import SEPARATOR, shard_of
 from state.contributions import AggKey
 from state.kpis import KpiParams
-from state.publisher import partition_key
+from state.publisher import CHANGE_SETS_KEPT, CHANGES_PREFIX, SHARD_PREFIX, partition_key
 from state.readout import Readout, index_names
 
 FRESH_SECONDS = 0.1  # a view younger than this is served as it is
@@ -46,26 +47,49 @@ class View:
 
 
 # KEYS[1] partition hash; ARGV[1] the epoch the reader holds, ARGV[2] its shard versions
-# (JSON). Returns the meta fields (state.publisher.META_FIELDS) and then field / value
-# pairs of the shards whose version differs (all of them if the epoch did): one atomic
-# read, so the stats and the shards are of the same write.
-READ_CHANGED = """
+# (JSON), ARGV[3] the publish sequence number it holds ('' if none). Returns the meta
+# fields (state.publisher.META_FIELDS), then either "c" and the change sets of every
+# publish since the reader's (if it holds the same epoch and they are all still kept), or
+# "s" and field / value pairs of the shards whose version differs (all of them if the
+# epoch did): one atomic read, so the stats and the shards are of the same write.
+READ_CHANGED = (
+    """
 local meta = redis.call('HMGET', KEYS[1], 'generation', 'epoch', 'stats', 'owner',
-                        'published_at', 'versions')
+                        'published_at', 'versions', 'seq')
 if not meta[6] then return meta end
+local out = meta
+if meta[2] == ARGV[1] and meta[7] and ARGV[3] ~= '' then
+  local have, now = tonumber(ARGV[3]), tonumber(meta[7])
+  if have <= now and now - have <= KEPT then
+    local sets = {}
+    for seq = have + 1, now do
+      local set = redis.call('HGET', KEYS[1], 'CHANGES' .. seq)
+      if not set then sets = nil break end
+      table.insert(sets, set)
+    end
+    if sets then
+      table.insert(out, 'c')
+      for _, set in ipairs(sets) do table.insert(out, set) end
+      return out
+    end
+  end
+end
+table.insert(out, 's')
 local versions = cjson.decode(meta[6])
 local known = {}
 if meta[2] == ARGV[1] then known = cjson.decode(ARGV[2]) end
-local out = meta
 for shard, v in pairs(versions) do
   if known[shard] ~= v then
-    local field = 'a:' .. shard
+    local field = 'SHARDS' .. shard
     table.insert(out, field)
     table.insert(out, redis.call('HGET', KEYS[1], field))
   end
 end
 return out
-"""
+""".replace("CHANGES", CHANGES_PREFIX)
+    .replace("SHARDS", SHARD_PREFIX)
+    .replace("KEPT", str(CHANGE_SETS_KEPT))
+)
 
 
 @dataclass
@@ -73,6 +97,7 @@ class _Partition:
     epoch: bytes
     versions: dict[str, int]
     shards: dict[str, dict[str, int]]  # as published: wire keys
+    seq: bytes = b""  # the publish these shards are of
 
 
 MAX_KEY_CACHE = 4_000_000
@@ -119,8 +144,9 @@ class ViewReader:
                 part = self._parts.get(partition)
                 epoch = part.epoch.decode() if part else ""
                 versions = orjson.dumps(part.versions if part else {})
+                seq = part.seq if part else b""
                 key = partition_key(self.settings.redis_key_prefix, partition)
-                await script(keys=[key], args=[epoch, versions], client=pipe)
+                await script(keys=[key], args=[epoch, versions, seq], client=pipe)
             rows = await pipe.execute()
         changed = self._view is None
         meta: dict[int, dict[str, Any]] = {}
@@ -152,12 +178,21 @@ class ViewReader:
             self._drop(old.shards.values())
             del self._parts[partition]
             return True
-        epoch, versions = row[1], orjson.loads(row[5])
+        epoch, versions, seq = row[1], orjson.loads(row[5]), row[6] or b""
+        if row[7] == b"c":  # the change sets since the publish held (same epoch)
+            assert old is not None and old.epoch == epoch
+            changed = False
+            for raw in row[8:]:
+                changes: dict[str, int] = orjson.loads(raw)
+                changed |= bool(changes)
+                self._apply_changes(old.shards, changes)
+            old.versions, old.seq = versions, seq
+            return changed
         if old is None or old.epoch != epoch:
             if old is not None:
                 self._drop(old.shards.values())
             old = self._parts[partition] = _Partition(epoch, {}, {})
-        fetched = {row[i].decode()[2:]: row[i + 1] for i in range(6, len(row), 2)}
+        fetched = {row[i].decode()[2:]: row[i + 1] for i in range(8, len(row), 2)}
         gone = [name for name in old.shards if name not in versions]
         changed = bool(fetched or gone)
         for name in gone:
@@ -166,22 +201,42 @@ class ViewReader:
             shard: dict[str, int] = orjson.loads(raw) if raw else {}
             self._diff(old.shards.get(name, {}), shard)
             old.shards[name] = shard
-        old.versions = versions
+        old.versions, old.seq = versions, seq
         return changed
+
+    def _apply_changes(self, shards: dict[str, dict[str, int]], changes: dict[str, int]) -> None:
+        """Bring held shards from one publish to the next by its change set."""
+        for wire, n in changes.items():
+            name = shard_of(wire)
+            shard = shards.get(name)
+            if shard is None:
+                shard = shards[name] = {}
+            m = shard.get(wire, 0)
+            if m != n:
+                self._bump(wire, n - m)
+                if n:
+                    shard[wire] = n
+                else:
+                    del shard[wire]
+                    if not shard:
+                        del shards[name]
 
     def _drop(self, shards: Any) -> None:
         for shard in shards:
             self._diff(shard, {})
 
     def _diff(self, before: dict[str, int], after: dict[str, int]) -> None:
-        """Move the total from one version of a shard to another."""
-        for wire, n in after.items():
-            m = before.get(wire, 0)
-            if m != n:
-                self._bump(wire, int(n) - m)
-        for wire, m in before.items():
-            if wire not in after:
-                self._bump(wire, -m)
+        """Move the total from one version of a shard to another.
+
+        The set operations on the item views find the changed keys in C: a republished
+        shard mostly repeats its values (a Python loop over them took a third of the
+        collector's time at 10,000 events/s).
+        """
+        bump = self._bump
+        for wire, n in after.items() - before.items():
+            bump(wire, n - before.get(wire, 0))
+        for wire in before.keys() - after.keys():
+            bump(wire, -before[wire])
 
     def _bump(self, wire: str, n: int) -> None:
         key, total = agg_key(wire), self._total

@@ -42,6 +42,17 @@ async def test_incremental_view_equals_the_aggregates_after_every_round(
     parts = {p: (PartitionAggregates(), PartitionStats()) for p in range(2)}
     entities: dict[int, dict[str, dict[str, int]]] = {0: {}, 1: {}}
     reader = ViewReader(redis_client, settings)
+    # readers that read every 3rd round (within the change sets kept) and every 12th
+    # (past them: the changed shards instead)
+    slow = {3: ViewReader(redis_client, settings), 12: ViewReader(redis_client, settings)}
+    modes: dict[bytes, int] = {}
+    update = ViewReader._update
+
+    def counting(self: ViewReader, partition: int, row: list[Any]) -> bool:
+        if len(row) > 7:
+            modes[row[7]] = modes.get(row[7], 0) + 1
+        return update(self, partition, row)
+
     for round_ in range(60):
         for _ in range(rnd.randint(0, 8)):
             p = rnd.randrange(2)
@@ -54,13 +65,23 @@ async def test_incremental_view_equals_the_aggregates_after_every_round(
         if round_ % 17 == 16:
             await redis_client.flushdb()  # the next delta write must notice and write all
         assert await publish_partitions(redis_client, prefix, "w", parts, generation=3) == []
-        view = await reader.read()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ViewReader, "_update", counting)
+            view = await reader.read()
         want = sum_aggregates(a.values for a, _ in parts.values())
         assert view.aggregates == want, round_
+        for every, slow_reader in slow.items():
+            if round_ % every == every - 1:
+                assert (await slow_reader.read()).aggregates == want, (every, round_)
         assert (await ViewReader(redis_client, settings).read()).aggregates == want
         assert {p: m["stats"]["applied"] for p, m in view.partitions.items()} == {
             p: s.applied for p, (_, s) in parts.items()
         }
+    assert modes[b"c"] > 60  # most reads applied change sets...
+    assert modes[b"s"] >= 4  # ...and after each flush the shards were read again
+    for p in range(2):  # the change sets of older publishes were deleted
+        fields = await redis_client.hkeys(partition_key(prefix, p))
+        assert sum(f.startswith(b"c:") for f in fields) <= 8
 
 
 async def test_only_changed_shards_are_written(stack_settings: Settings, redis_client: Any) -> None:

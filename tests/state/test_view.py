@@ -1,7 +1,8 @@
 """The collector's view reader without Redis: answers of the read script, applied in turn.
 
-Each answer is what ``READ_CHANGED`` returns (meta fields, then the changed shards); the
-reader's total and KPI index must equal a plain sum of the shards it was last given.
+Each answer is what ``READ_CHANGED`` returns (meta fields, then the changed shards or the
+change sets since the reader's publish); the reader's total and KPI index must equal a
+plain sum of the shards it was last given.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from state.view import ViewReader
 
 def _answer(epoch: str, shards: dict[str, dict[str, int]], send: set[str]) -> list[Any]:
     versions = {name: 1 for name in shards}
-    row: list[Any] = [b"1", epoch.encode(), b"{}", b"w", b"0", orjson.dumps(versions)]
+    row: list[Any] = [b"1", epoch.encode(), b"{}", b"w", b"0", orjson.dumps(versions), b"1", b"s"]
     for name in sorted(send):
         row += [f"a:{name}".encode(), orjson.dumps(shards[name])]
     return row
@@ -82,3 +83,38 @@ def test_readout_with_a_given_index_equals_one_built_from_the_keys() -> None:
     period = Period("2024-01-01", "2024-02-01")
     for kpi in ("win_rate", "quota_attainment", "won_revenue"):
         assert given.grouped(kpi, period, ("rep",)) == built.grouped(kpi, period, ("rep",))
+
+
+def test_reader_follows_change_sets() -> None:
+    """Change sets (new value of each changed key, 0 when gone) interleaved with shard
+    answers: the total and index always equal the plain sum of the current shards."""
+    rng = random.Random(11)
+    reader = ViewReader(None, Settings(partitions=1))  # type: ignore[arg-type]
+    shards: dict[str, dict[str, int]] = {}
+    reader._update(0, _answer("e", shards, set()))
+    for step in range(300):
+        changes: dict[str, int] = {}
+        for _ in range(rng.randrange(0, 8)):
+            day = rng.choice(["", "2024-01-01", "2024-01-02", "2024-02-01"])
+            component = rng.choice(["won_count", "quota_amount"])
+            key = f"{component}|{day}|rep{rng.randrange(3)}|||||month"
+            value = rng.choice([0, 0, 1, 2, 5, -3])
+            shard = shards.setdefault(day, {})
+            if value:
+                shard[key] = value
+            else:
+                shard.pop(key, None)
+            if not shard:
+                del shards[day]
+            changes[key] = value
+        if step % 40 == 39:  # a reader that fell behind: the changed shards instead
+            answer = _answer("e", shards, set(shards))
+        else:
+            versions = orjson.dumps({name: 1 for name in shards})
+            answer = [b"1", b"e", b"{}", b"w", b"0", versions, b"2", b"c", orjson.dumps(changes)]
+        reader._update(0, answer)
+        want = _expected({0: shards})
+        assert reader._total == want, step
+        assert reader._parts[0].shards == {k: v for k, v in shards.items() if v}, step
+        index = {name: set(keys) for name, keys in reader._index.items() if keys}
+        assert index == {name: set(keys) for name, keys in index_keys(want).items()}, step
