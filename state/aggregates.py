@@ -25,6 +25,9 @@ import orjson
 from state.contributions import AggKey, Contributions
 
 SEPARATOR = "|"
+# Largest change set kept (about 1.4 MB of JSON): a live stream at 10,000 events/s changes
+# 3,000-4,000 keys per 0.2 s publish.
+MAX_CHANGED_KEYS = 20_000
 
 
 @dataclass
@@ -63,7 +66,10 @@ class PartitionAggregates:
     def __init__(self) -> None:
         self.shards: dict[str, dict[str, int]] = {}
         self.dirty: set[str] = set()  # shards changed since the last take_dirty()
-        self.changed: set[str] = set()  # wire keys changed since the last take_changes()
+        # Wire keys changed since the last take_changes(); None once more than
+        # MAX_CHANGED_KEYS changed (a backfill): then readers re-read the changed shards,
+        # and the worker neither holds nor encodes a change set as large as its aggregates.
+        self.changed: set[str] | None = set()
         self.published = PublishMark()  # what the publisher last wrote (state.publisher)
 
     @property
@@ -99,13 +105,16 @@ class PartitionAggregates:
         else:
             shard.pop(key, None)
         self.dirty.add(name)
-        self.changed.add(key)
+        changed = self.changed
+        if changed is not None:
+            changed.add(key)
+            if len(changed) > MAX_CHANGED_KEYS:
+                self.changed = None
 
     def rebuild(self, contributions: Iterable[Contributions]) -> None:
         """Recompute from scratch from every entity's contribution."""
         self.dirty.update(self.shards)
-        for shard in self.shards.values():
-            self.changed.update(shard)
+        self.changed = None
         self.shards = {}
         for contribution in contributions:
             self.replace({}, contribution)
@@ -115,10 +124,13 @@ class PartitionAggregates:
         dirty, self.dirty = self.dirty, set()
         return dirty
 
-    def take_changes(self) -> dict[str, int]:
+    def take_changes(self) -> dict[str, int] | None:
         """The current value (0: gone) of every key changed since the last call (and
-        forget them): what a reader holding the previous publish needs."""
+        forget them): what a reader holding the previous publish needs; None if too many
+        changed (see :attr:`changed`)."""
         changed, self.changed = self.changed, set()
+        if changed is None:
+            return None
         out: dict[str, int] = {}
         for key in changed:
             shard = self.shards.get(shard_of(key))

@@ -6,7 +6,8 @@ publish sequence number), ``seq`` (the last publish's sequence number), one fiel
 ``a:<shard>`` per day of aggregates (JSON, see
 :meth:`state.aggregates.PartitionAggregates.encode_shard`) and the *change sets* of the
 last :data:`CHANGE_SETS_KEPT` publishes, ``c:<seq>``: JSON of every key changed by that
-publish with its new value (0: gone). Values are absolute, so a replay, a restart or a
+publish with its new value (0: gone; no change set when more than
+:data:`state.aggregates.MAX_CHANGED_KEYS` changed). Values are absolute, so a replay, a restart or a
 partition move overwrites instead of double counting; a reader that holds publish
 ``seq - 1`` applies the change set instead of re-reading whole day shards (at 10,000
 events/s a backfill-shaped stream dirties most days of a year in every publish, and
@@ -71,8 +72,9 @@ return 1
 def _write_args(
     aggregates: PartitionAggregates, mark: PublishMark, full: bool
 ) -> tuple[list[str | bytes], bytes, PublishMark]:
-    """The shard fields to write, the change set (``b""`` on a full write) and the mark
-    they leave (not yet applied to ``mark``)."""
+    """The shard fields to write, the change set (``b""`` on a full write or when too many
+    keys changed: readers then re-read the changed shards) and the mark they leave (not
+    yet applied to ``mark``)."""
     dirty = aggregates.take_dirty()
     changes = aggregates.take_changes()
     names = set(aggregates.shards) if full else dirty
@@ -89,7 +91,8 @@ def _write_args(
         versions[name] = seq
         pairs += [SHARD_PREFIX + name, encoded]
     epoch = uuid.uuid4().hex if full else mark.epoch
-    return pairs, b"" if full else orjson.dumps(changes), PublishMark(epoch, seq, versions)
+    change_set = b"" if full or changes is None else orjson.dumps(changes)
+    return pairs, change_set, PublishMark(epoch, seq, versions)
 
 
 async def publish_partitions(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from state import aggregates
 from state.aggregates import PartitionAggregates, decode_aggregates, sum_aggregates
 from state.contributions import AggKey
 from state.processor import PartitionState
@@ -78,3 +81,22 @@ def test_a_reopened_deal_moves_from_won_to_open_pipeline() -> None:
     assert "won_count" not in components and "won_amount" not in components
     assert components["open_count"] == 1 and components["open_amount"] == 1000
     assert components["pipeline_weighted_amount"] == 600  # proposal: 60 %
+
+
+def test_change_sets_hold_each_changed_key_with_its_new_value(monkeypatch: Any) -> None:
+    agg = PartitionAggregates()
+    agg.replace({}, {"won_count|2024-01-02|ann|||||": 1, "won_amount|2024-01-02|ann|||||": 5})
+    agg.take_changes()
+    agg.replace({"won_amount|2024-01-02|ann|||||": 5}, {"won_amount|2024-01-03|ann|||||": 5})
+    agg.replace({}, {"open_count||ann|||||": 1})
+    assert agg.take_changes() == {
+        "won_amount|2024-01-02|ann|||||": 0,
+        "won_amount|2024-01-03|ann|||||": 5,
+        "open_count||ann|||||": 1,
+    }
+    assert agg.take_changes() == {}
+    monkeypatch.setattr(aggregates, "MAX_CHANGED_KEYS", 2)
+    agg.replace({}, {f"won_count|2024-01-0{d}|bob|||||": 1 for d in range(1, 5)})
+    assert agg.take_changes() is None  # too many: readers re-read the shards
+    agg.replace({}, {"won_count|2024-01-09|bob|||||": 1})
+    assert agg.take_changes() == {"won_count|2024-01-09|bob|||||": 1}

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from salespulse.config import Settings
+from state import aggregates
 from state.aggregates import PartitionAggregates, sum_aggregates
 from state.partition_stats import PartitionStats
 from state.publisher import SHARD_PREFIX, partition_key, publish_partitions
@@ -108,3 +109,30 @@ async def test_only_changed_shards_are_written(stack_settings: Settings, redis_c
     aggs.replace({}, {"won_count|2024-03-01|Ann|||||": 1})
     assert await publish_partitions(redis_client, prefix, "w", {0: (aggs, stats)}, 1) == [0]
     assert await redis_client.hget(key, "owner") == b"v"
+
+
+async def test_a_publish_with_too_many_changes_has_no_change_set(
+    stack_settings: Settings, redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aggregates, "MAX_CHANGED_KEYS", 3)
+    settings = stack_settings.model_copy(update={"partitions": 1})
+    prefix = settings.redis_key_prefix
+    aggs, stats = PartitionAggregates(), PartitionStats()
+    reader = ViewReader(redis_client, settings)
+    modes: list[bytes] = []
+    update = ViewReader._update
+
+    def recording(self: ViewReader, partition: int, row: list[Any]) -> bool:
+        modes.append(row[7])
+        return update(self, partition, row)
+
+    monkeypatch.setattr(ViewReader, "_update", recording)
+    for size in (1, 2, 10, 1, 3, 4, 0):
+        aggs.replace({}, {f"won_count|2024-01-{d + 1:02d}|r{size}|||||": 1 for d in range(size)})
+        await publish_partitions(redis_client, prefix, "w", {0: (aggs, stats)}, generation=1)
+        assert (await reader.read()).aggregates == aggs.values
+    # the first read takes the shards; then a change set for each publish of at most 3
+    # changed keys, and the shards again after one of more
+    assert modes == [b"s", b"c", b"s", b"c", b"c", b"s", b"c"]
+    fields = await redis_client.hkeys(partition_key(prefix, 0))
+    assert sorted(f for f in fields if f.startswith(b"c:")) == [b"c:2", b"c:4", b"c:5", b"c:7"]
