@@ -37,6 +37,7 @@ class PublishMark:
     epoch: str | None = None  # None: the next write is a full one
     seq: int = 0
     versions: dict[str, int] = field(default_factory=dict)
+    shard_seq: int = 0  # the publish that last wrote the changed shards
 
 
 def shard_of(key: str) -> str:

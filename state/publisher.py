@@ -2,16 +2,21 @@
 
 Each partition has one hash ``<prefix>:partition:<n>`` with fields ``generation``,
 ``epoch``, ``stats`` (JSON), ``owner``, ``published_at``, ``versions`` (JSON: shard ->
-publish sequence number), ``seq`` (the last publish's sequence number), one field
-``a:<shard>`` per day of aggregates (JSON, see
-:meth:`state.aggregates.PartitionAggregates.encode_shard`) and the *change sets* of the
-last :data:`CHANGE_SETS_KEPT` publishes, ``c:<seq>``: JSON of every key changed by that
-publish with its new value (0: gone; no change set when more than
-:data:`state.aggregates.MAX_CHANGED_KEYS` changed). Values are absolute, so a replay, a restart or a
-partition move overwrites instead of double counting; a reader that holds publish
-``seq - 1`` applies the change set instead of re-reading whole day shards (at 10,000
-events/s a backfill-shaped stream dirties most days of a year in every publish, and
-diffing them key by key took the collector most of its time).
+publish sequence number), ``seq`` (the last publish's sequence number), ``shard_seq``
+(the last publish that wrote shards), one field ``a:<shard>`` per day of aggregates
+(JSON, see :meth:`state.aggregates.PartitionAggregates.encode_shard`) and the *change
+sets* of the last :data:`CHANGE_SETS_KEPT` publishes, ``c:<seq>``: JSON of every key
+changed by that publish with its new value (0: gone). Values are absolute, so a replay,
+a restart or a partition move overwrites instead of double counting.
+
+Every publish writes its change set; the days changed since the last shard write are
+written only every :data:`SHARD_WRITE_EVERY` publishes (and at once when a change set
+would exceed :data:`state.aggregates.MAX_CHANGED_KEYS` keys, which it then replaces). A
+reader that holds one of the kept publishes applies the change sets since; any other
+reads the shards whose version differs (the state at ``shard_seq``) and then the change
+sets after ``shard_seq``. At 10,000 events/s a backfill-shaped stream dirties most days
+of a year in every publish: re-encoding them every 0.2 s took the worker 15 % of its
+time, and diffing them key by key took the collector most of its time.
 
 A *full* write replaces the whole hash under a new random ``epoch``; later writes carry
 only the shards changed since (a live stream touches a few days, not the years of
@@ -37,7 +42,17 @@ from state.partition_stats import PartitionStats
 SHARD_PREFIX = "a:"
 CHANGES_PREFIX = "c:"
 CHANGE_SETS_KEPT = 8  # 1.6 s of publishes at the default 0.2 s interval
-META_FIELDS = ("generation", "epoch", "stats", "owner", "published_at", "versions", "seq")
+SHARD_WRITE_EVERY = 4  # < CHANGE_SETS_KEPT: the sets after the last shard write are kept
+META_FIELDS = (
+    "generation",
+    "epoch",
+    "stats",
+    "owner",
+    "published_at",
+    "versions",
+    "seq",
+    "shard_seq",
+)
 
 
 def partition_key(prefix: str, partition: int) -> str:
@@ -46,9 +61,9 @@ def partition_key(prefix: str, partition: int) -> str:
 
 
 # KEYS[1] partition hash; ARGV: generation, epoch, stats, owner, published_at, versions,
-# full (1/0), seq, change set JSON ('' on a full write), then shard field / JSON pairs
-# (an empty JSON value deletes the field). Returns 1 written, 0 refused (newer generation
-# stored), -1 epoch mismatch (write all).
+# full (1/0), seq, change set JSON ('' on a full write), shard_seq, then shard field /
+# JSON pairs (an empty JSON value deletes the field). Returns 1 written, 0 refused (newer
+# generation stored), -1 epoch mismatch (write all).
 PUBLISH = """
 local stored = redis.call('HMGET', KEYS[1], 'generation', 'epoch')
 if stored[1] and tonumber(stored[1]) > tonumber(ARGV[1]) then return 0 end
@@ -58,10 +73,11 @@ elseif stored[2] ~= ARGV[2] then
   return -1
 end
 redis.call('HSET', KEYS[1], 'generation', ARGV[1], 'epoch', ARGV[2], 'stats', ARGV[3],
-           'owner', ARGV[4], 'published_at', ARGV[5], 'versions', ARGV[6], 'seq', ARGV[8])
+           'owner', ARGV[4], 'published_at', ARGV[5], 'versions', ARGV[6], 'seq', ARGV[8],
+           'shard_seq', ARGV[10])
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'CHANGES' .. ARGV[8], ARGV[9]) end
 redis.call('HDEL', KEYS[1], 'CHANGES' .. (tonumber(ARGV[8]) - KEPT))
-for i = 10, #ARGV, 2 do
+for i = 11, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
   else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 end
@@ -72,15 +88,18 @@ return 1
 def _write_args(
     aggregates: PartitionAggregates, mark: PublishMark, full: bool
 ) -> tuple[list[str | bytes], bytes, PublishMark]:
-    """The shard fields to write, the change set (``b""`` on a full write or when too many
-    keys changed: readers then re-read the changed shards) and the mark they leave (not
-    yet applied to ``mark``)."""
-    dirty = aggregates.take_dirty()
+    """The shard fields to write (the days changed since the last shard write, when it is
+    time), the change set (``b""`` on a full write, or when too many keys changed: the
+    shards are written instead) and the mark they leave (not yet applied to ``mark``)."""
     changes = aggregates.take_changes()
-    names = set(aggregates.shards) if full else dirty
     seq = mark.seq + 1
-    versions = {} if full else dict(mark.versions)
     pairs: list[str | bytes] = []
+    if not (full or changes is None or seq - mark.shard_seq >= SHARD_WRITE_EVERY):
+        change_set = orjson.dumps(changes)
+        return pairs, change_set, PublishMark(mark.epoch, seq, mark.versions, mark.shard_seq)
+    dirty = aggregates.take_dirty()
+    names = set(aggregates.shards) if full else dirty
+    versions = {} if full else dict(mark.versions)
     for name in sorted(names):
         encoded = aggregates.encode_shard(name)
         if encoded == b"{}":
@@ -92,7 +111,7 @@ def _write_args(
         pairs += [SHARD_PREFIX + name, encoded]
     epoch = uuid.uuid4().hex if full else mark.epoch
     change_set = b"" if full or changes is None else orjson.dumps(changes)
-    return pairs, change_set, PublishMark(epoch, seq, versions)
+    return pairs, change_set, PublishMark(epoch, seq, versions, seq)
 
 
 async def publish_partitions(
@@ -133,6 +152,7 @@ async def publish_partitions(
                     "1" if full else "0",
                     mark.seq,
                     changes,
+                    mark.shard_seq,
                     *pairs,
                 ]
                 await script(keys=[partition_key(prefix, partition)], args=args, client=pipe)

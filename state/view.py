@@ -3,11 +3,11 @@
 :class:`ViewReader` asks Redis, per partition and in one pipelined round trip, for the
 partition's stats and, if it holds one of the last publishes, only the change sets since
 (the keys each publish changed, with their new values); else only the day shards
-republished since its last read (a Lua script compares shard versions, see
-:mod:`state.publisher`), and updates the sum over partitions by the keys whose values
-differ from the shard it held. So the collector can re-read on
-every request that comes more than :data:`FRESH_SECONDS` after the last one, even when
-the aggregates hold years of history. Concurrent requests share one read.
+rewritten since its last read (a Lua script compares shard versions, see
+:mod:`state.publisher`) and the change sets after the last shard write; and updates the
+sum over partitions by the keys whose values differ from what it held. So the collector
+can re-read on every request that comes more than :data:`FRESH_SECONDS` after the last
+one, even when the aggregates hold years of history. Concurrent requests share one read.
 """
 
 from __future__ import annotations
@@ -50,23 +50,29 @@ class View:
 # (JSON), ARGV[3] the publish sequence number it holds ('' if none). Returns the meta
 # fields (state.publisher.META_FIELDS), then either "c" and the change sets of every
 # publish since the reader's (if it holds the same epoch and they are all still kept), or
-# "s" and field / value pairs of the shards whose version differs (all of them if the
-# epoch did): one atomic read, so the stats and the shards are of the same write.
+# "s", the number n of change sets after the last shard write, those n change sets, and
+# field / value pairs of the shards whose version differs (all of them if the epoch did):
+# one atomic read, so the stats, shards and change sets are of the same write.
 READ_CHANGED = (
     """
 local meta = redis.call('HMGET', KEYS[1], 'generation', 'epoch', 'stats', 'owner',
-                        'published_at', 'versions', 'seq')
+                        'published_at', 'versions', 'seq', 'shard_seq')
 if not meta[6] then return meta end
 local out = meta
-if meta[2] == ARGV[1] and meta[7] and ARGV[3] ~= '' then
-  local have, now = tonumber(ARGV[3]), tonumber(meta[7])
+local function sets_after(first, last)
+  local sets = {}
+  for seq = first + 1, last do
+    local set = redis.call('HGET', KEYS[1], 'CHANGES' .. seq)
+    if not set then return nil end
+    table.insert(sets, set)
+  end
+  return sets
+end
+local now = tonumber(meta[7])
+if meta[2] == ARGV[1] and ARGV[3] ~= '' then
+  local have = tonumber(ARGV[3])
   if have <= now and now - have <= KEPT then
-    local sets = {}
-    for seq = have + 1, now do
-      local set = redis.call('HGET', KEYS[1], 'CHANGES' .. seq)
-      if not set then sets = nil break end
-      table.insert(sets, set)
-    end
+    local sets = sets_after(have, now)
     if sets then
       table.insert(out, 'c')
       for _, set in ipairs(sets) do table.insert(out, set) end
@@ -74,7 +80,11 @@ if meta[2] == ARGV[1] and meta[7] and ARGV[3] ~= '' then
     end
   end
 end
+local sets = sets_after(tonumber(meta[8]), now)
+if not sets then return redis.error_reply('change sets after the last shard write missing') end
 table.insert(out, 's')
+table.insert(out, #sets)
+for _, set in ipairs(sets) do table.insert(out, set) end
 local versions = cjson.decode(meta[6])
 local known = {}
 if meta[2] == ARGV[1] then known = cjson.decode(ARGV[2]) end
@@ -128,6 +138,7 @@ class ViewReader:
         self._index: dict[str, dict[AggKey, None]] = {}  # index_names -> keys in the total
         self._view: View | None = None
         self._lock = asyncio.Lock()
+        self._bumps = 0  # changes applied to the total so far
 
     async def view(self, fresh_seconds: float = FRESH_SECONDS) -> View:
         """The current view; one younger than ``fresh_seconds`` is returned as it is."""
@@ -178,31 +189,30 @@ class ViewReader:
             self._drop(old.shards.values())
             del self._parts[partition]
             return True
+        before = self._bumps
         epoch, versions, seq = row[1], orjson.loads(row[5]), row[6] or b""
-        if row[7] == b"c":  # the change sets since the publish held (same epoch)
+        if row[8] == b"c":  # the change sets since the publish held (same epoch)
             assert old is not None and old.epoch == epoch
-            changed = False
-            for raw in row[8:]:
-                changes: dict[str, int] = orjson.loads(raw)
-                changed |= bool(changes)
-                self._apply_changes(old.shards, changes)
-            old.versions, old.seq = versions, seq
-            return changed
-        if old is None or old.epoch != epoch:
-            if old is not None:
-                self._drop(old.shards.values())
-            old = self._parts[partition] = _Partition(epoch, {}, {})
-        fetched = {row[i].decode()[2:]: row[i + 1] for i in range(8, len(row), 2)}
-        gone = [name for name in old.shards if name not in versions]
-        changed = bool(fetched or gone)
-        for name in gone:
-            self._drop([old.shards.pop(name)])
-        for name, raw in fetched.items():
-            shard: dict[str, int] = orjson.loads(raw) if raw else {}
-            self._diff(old.shards.get(name, {}), shard)
-            old.shards[name] = shard
+            sets = row[9:]
+        else:  # changed shards (the state at the last shard write), then the sets since
+            if old is None or old.epoch != epoch:
+                if old is not None:
+                    self._drop(old.shards.values())
+                old = self._parts[partition] = _Partition(epoch, {}, {})
+            first = 10 + int(row[9])
+            sets = row[10:first]
+            fetched = {row[i].decode()[2:]: row[i + 1] for i in range(first, len(row), 2)}
+            gone = [name for name in old.shards if name not in versions]
+            for name in gone:
+                self._drop([old.shards.pop(name)])
+            for name, raw in fetched.items():
+                shard: dict[str, int] = orjson.loads(raw) if raw else {}
+                self._diff(old.shards.get(name, {}), shard)
+                old.shards[name] = shard
+        for raw in sets:
+            self._apply_changes(old.shards, orjson.loads(raw))
         old.versions, old.seq = versions, seq
-        return changed
+        return self._bumps != before
 
     def _apply_changes(self, shards: dict[str, dict[str, int]], changes: dict[str, int]) -> None:
         """Bring held shards from one publish to the next by its change set."""
@@ -239,6 +249,7 @@ class ViewReader:
             bump(wire, -before[wire])
 
     def _bump(self, wire: str, n: int) -> None:
+        self._bumps += 1
         key, total = agg_key(wire), self._total
         old = total.get(key, 0)
         value = old + n

@@ -17,7 +17,7 @@ from salespulse.config import Settings
 from state import aggregates
 from state.aggregates import PartitionAggregates, sum_aggregates
 from state.partition_stats import PartitionStats
-from state.publisher import SHARD_PREFIX, partition_key, publish_partitions
+from state.publisher import SHARD_PREFIX, SHARD_WRITE_EVERY, partition_key, publish_partitions
 from state.view import ViewReader
 
 pytestmark = pytest.mark.services
@@ -50,8 +50,8 @@ async def test_incremental_view_equals_the_aggregates_after_every_round(
     update = ViewReader._update
 
     def counting(self: ViewReader, partition: int, row: list[Any]) -> bool:
-        if len(row) > 7:
-            modes[row[7]] = modes.get(row[7], 0) + 1
+        if len(row) > 8:
+            modes[row[8]] = modes.get(row[8], 0) + 1
         return update(self, partition, row)
 
     for round_ in range(60):
@@ -98,6 +98,9 @@ async def test_only_changed_shards_are_written(stack_settings: Settings, redis_c
     }
     await redis_client.hset(key, "a:2024-01-05", b'{"marker|2024-01-05|||||||":1}')
     aggs.replace({"won_count|2024-02-01|Ann|||||": 1}, {})  # February 1 only: emptied
+    for _ in range(SHARD_WRITE_EVERY - 1):  # change sets only
+        await publish_partitions(redis_client, prefix, "w", {0: (aggs, stats)}, generation=1)
+        assert await redis_client.hget(key, "a:2024-02-01") is not None
     await publish_partitions(redis_client, prefix, "w", {0: (aggs, stats)}, generation=1)
     assert await redis_client.hget(key, "a:2024-01-05") == b'{"marker|2024-01-05|||||||":1}'
     assert await redis_client.hget(key, "a:2024-02-01") is None
@@ -123,7 +126,7 @@ async def test_a_publish_with_too_many_changes_has_no_change_set(
     update = ViewReader._update
 
     def recording(self: ViewReader, partition: int, row: list[Any]) -> bool:
-        modes.append(row[7])
+        modes.append(row[8])
         return update(self, partition, row)
 
     monkeypatch.setattr(ViewReader, "_update", recording)

@@ -20,7 +20,8 @@ from state.view import ViewReader
 
 def _answer(epoch: str, shards: dict[str, dict[str, int]], send: set[str]) -> list[Any]:
     versions = {name: 1 for name in shards}
-    row: list[Any] = [b"1", epoch.encode(), b"{}", b"w", b"0", orjson.dumps(versions), b"1", b"s"]
+    row: list[Any] = [b"1", epoch.encode(), b"{}", b"w", b"0", orjson.dumps(versions), b"1"]
+    row += [b"1", b"s", 0]  # shard_seq, the mode, no change sets after the shards
     for name in sorted(send):
         row += [f"a:{name}".encode(), orjson.dumps(shards[name])]
     return row
@@ -111,7 +112,8 @@ def test_reader_follows_change_sets() -> None:
             answer = _answer("e", shards, set(shards))
         else:
             versions = orjson.dumps({name: 1 for name in shards})
-            answer = [b"1", b"e", b"{}", b"w", b"0", versions, b"2", b"c", orjson.dumps(changes)]
+            answer = [b"1", b"e", b"{}", b"w", b"0", versions, b"2", b"1", b"c"]
+            answer.append(orjson.dumps(changes))
         reader._update(0, answer)
         want = _expected({0: shards})
         assert reader._total == want, step
