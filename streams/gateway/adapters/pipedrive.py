@@ -78,7 +78,7 @@ def parse_pipedrive(payload: Any, mapping: SourceMapping) -> Parsed:
     if not isinstance(meta, dict):
         raise Invalid("meta", "must be an object")
     action = require(meta, "action", "meta")
-    if action not in _ACTIONS:
+    if not isinstance(action, str) or action not in _ACTIONS:  # a list is unhashable
         raise Invalid("meta.action", f"must be one of {', '.join(_ACTIONS)}")
     vendor_entity = meta.get("entity") or meta.get("object")
     if not isinstance(vendor_entity, str):

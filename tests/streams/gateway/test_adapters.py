@@ -272,6 +272,7 @@ def test_pipedrive_unmapped_entity_is_ignored_and_bad_input_names_the_field() ->
     cases = [
         ({"meta": {"entity": "deal"}}, "meta.action"),
         ({"meta": {"action": "explode", "entity": "deal"}}, "meta.action"),
+        ({"meta": {"action": [], "entity": "deal"}}, "meta.action"),  # found by the fuzzer
         (pipedrive_body("change", "deal", 7, {**DEAL, "value": "a lot"}), "fields.amount"),
         (pipedrive_body("change", "deal", 7, DEAL, timestamp="noon"), "meta.timestamp"),
         ({"meta": {"action": "change", "entity": "deal", "timestamp": 1}, "data": {}},
