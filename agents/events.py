@@ -48,7 +48,8 @@ _last_write_all = 0.0
 # least every 10 s: the not-published alert fires after a minute). Once caught up (every
 # partition's lag at most CAUGHT_UP_RECORDS) the worker has time to spare and latency is
 # what counts: publishing may take a quarter of its time (at 10,000 events/s over a
-# year of day shards a publish encodes 10-20 ms, which the 5 % budget spaced 0.4 s apart).
+# year of days a publish that rewrites the changed days encodes 10-40 ms, which the 5 %
+# budget spaced 0.2-0.8 s apart; see state.publisher for what a publish writes).
 PUBLISH_BUDGET = 0.05
 CAUGHT_UP_PUBLISH_BUDGET = 0.25
 CAUGHT_UP_RECORDS = 50
