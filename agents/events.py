@@ -345,10 +345,10 @@ def _note_lag() -> bool:
 
     Also sets the GIL switch interval: Faust's consumer runs in its own thread, which
     waits for the GIL while the agent computes. Caught up, records waited in that thread
-    (agent idle 40 % of the time at 10,000 events/s, fetched records 0.1-1 s old) and a
-    1 ms interval cut the p99 to visible from 0.8-1.5 s to 0.7-0.8 s in the bench latency
-    runs; behind, the consumer always has records buffered and the default 5 ms keeps
-    switching costs low.
+    (agent idle 40 % of the time at 10,000 events/s, fetched records 0.1-1 s old); with a
+    1 ms interval short bench latency runs gave a p99 to visible of 0.67-0.83 s against
+    0.78-1.01 s with 5 ms (full runs vary more with the machine's load). Behind, the
+    consumer always has records buffered and the default 5 ms keeps switching costs low.
     """
     topic = events_topic.topics[0]
     for partition in states:
