@@ -72,7 +72,8 @@ class PartitionState:
     """Snapshots and aggregates of one partition.
 
     Keeps the contribution (and a deal's link targets) of recently changed entities (up
-    to ``contribution_cache``) so an update computes only the new ones; the store must
+    to about ``contribution_cache``, in two generations) so an update computes only the
+    new ones; the store must
     be written only through this class.
     """
 
@@ -82,14 +83,19 @@ class PartitionState:
         self.rules = rules
         self.store = store
         self.aggregates = PartitionAggregates()
+        # Two generations: the newer takes every change; when it holds half the limit it
+        # becomes the older one (the older is dropped). Emptying a single cache when full
+        # forgot the entities changed just before, which change again the soonest.
         self._cache: dict[str, _Entry] = {}
-        self._cache_limit = contribution_cache
+        self._older: dict[str, _Entry] = {}
+        self._generation = max(1, contribution_cache // 2)
         self._milestones: dict[str, MilestoneRules] = {}  # by entity type
 
     def rebuild(self) -> None:
         """Recompute the aggregates from every snapshot in the store."""
         items = getattr(self.store, "items_decoded", self.store.items)
         self._cache.clear()
+        self._older.clear()
         self.aggregates.rebuild(
             contributions(key.partition(":")[0], snap, self.rules) for key, snap in items()
         )
@@ -150,13 +156,14 @@ class PartitionState:
             outcome.status, outcome.reason = "invalid", f"fields: {exc}"
             return None
         cache = self._cache
-        entry = cache.pop(key, None)
+        entry = cache.pop(key, None) or self._older.pop(key, None)
         if entry is None:
             entry = (contributions(entity, old, self.rules), None)
         self.aggregates.replace(entry[0], new_part)
         self.store[key] = new
-        if len(cache) >= self._cache_limit:
-            cache.clear()
+        if len(cache) >= self._generation:
+            self._older, cache = cache, {}
+            self._cache = cache
         cache[key] = (new_part, None)
         return entry
 
