@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 import redis
 
+from bench.measure import machine_busy_seconds
 from bench.produce import MAX_BATCH, producer
 from bench.records import batch_records, partition_for
 from bench.salespulse_run import read_stats
@@ -102,6 +103,7 @@ def offered_load(
             probes[k]["offset"] = msg.offset()
 
     sent = k = 0
+    busy = machine_busy_seconds()
     started = time.time()
     next_probe = started
     try:
@@ -133,7 +135,13 @@ def offered_load(
             time.sleep(0.05)
     finally:
         observer.stop()
-    return _summary(rate, duration, total, probes, time.time() - produced_at)
+    summary = _summary(rate, duration, total, probes, time.time() - produced_at)
+    # every process's CPU while offering and draining (worker, broker, Redis, collector,
+    # this harness): near 2.0 on two cores means the worker competed for a core
+    summary["machine_busy_cores"] = round(
+        (machine_busy_seconds() - busy) / (time.time() - started), 2
+    )
+    return summary
 
 
 class Observer(threading.Thread):

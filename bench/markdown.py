@@ -212,14 +212,20 @@ def _latency(result: dict[str, Any]) -> list[str]:
                     bound + _n(x["p99_s"], 3),
                     bound + _n(x["max_s"], 3),
                     f"{run['probes'] - x['missing']}/{run['probes']}",
+                    _n(run.get("machine_busy_cores"), 2),
                 ]
             )
+    head = ["offered events/s", "seen when", "p50 s", "p99 s", "max s", "probes", "busy cores"]
     return [
         "## Latency, produce to visible (SalesPulse, 1 worker)",
         "",
-        *_table(["offered events/s", "seen when", "p50 s", "p99 s", "max s", "probes"], rows),
+        *_table(head, rows),
         "Probes not seen when the wait after production ended make the figures lower bounds "
-        "(`>=`): the worker did not keep up with the offered rate.",
+        "(`>=`): the worker did not keep up with the offered rate. Busy cores: CPU used by "
+        "every process of the machine (worker, broker, Redis, collector, the harness) while "
+        "the rate was offered, of 2. Each latency run starts once the machine is quiet "
+        "(under 0.35 busy cores over 3 s, at most 180 s of waiting): after the main run the "
+        "broker deletes and compacts gigabytes of the previous topics.",
         "",
     ]
 

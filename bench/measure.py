@@ -171,6 +171,22 @@ def machine_busy_seconds() -> float:
     return float(sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0))
 
 
+def wait_until_quiet(
+    below_cores: float = 0.35, window_s: float = 3.0, max_wait_s: float = 180.0
+) -> dict[str, float]:
+    """Wait until the machine used fewer than ``below_cores`` busy cores over a window
+    (e.g. the broker deleting or compacting the previous phase's topics), at most
+    ``max_wait_s``; returns the seconds waited and the last window's busy cores."""
+    started = time.monotonic()
+    while True:
+        before = machine_busy_seconds()
+        time.sleep(window_s)
+        busy = (machine_busy_seconds() - before) / window_s
+        waited = time.monotonic() - started
+        if busy < below_cores or waited >= max_wait_s:
+            return {"waited_s": round(waited, 1), "busy_cores": round(busy, 2)}
+
+
 def dir_size_mb(path: Path) -> float:
     """Size of the files under ``path`` in MB (0 if missing)."""
     if not path.exists():

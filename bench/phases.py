@@ -23,6 +23,7 @@ from bench import latency, peers
 from bench import salespulse_run as sp
 from bench.config import kill, run_settings
 from bench.kpi_subset import Oracle, compare, figures, totals
+from bench.measure import wait_until_quiet
 from bench.produce import Target, Timings, delete_topics, produce_workload
 from bench.workload import NATURAL_EVENTS_PER_ENTITY, Workload, WorkloadConfig
 from salespulse import services
@@ -166,12 +167,17 @@ def latency_phase(base: Settings, plan: Plan, tag: str) -> list[dict[str, Any]]:
         s = run_settings(base, f"{tag}-lat{rate}")
         _topics(s, [s.topic_events, s.topic_dead_letters])
         wid = f"{tag}-lat{rate}"
+        # Not while the broker still deletes and compacts the previous phase's topics
+        # (gigabytes after the main run): that load is not this offered rate's.
+        quiet = wait_until_quiet()
+        log.info("latency at %d events/s: machine quiet after %s", rate, quiet)
         try:
             services.start_worker(s, wid)
             _await_first_publish(s, 180)
             sp.start_collector(s)
             drain = max(30.0, 2 * plan.latency_s)
             out.append(latency.offered_load(s, tag, rate, plan.latency_s, drain, plan.seed + rate))
+            out[-1]["machine_quiet_before"] = quiet
             log.info("latency at %d events/s: %s", rate, out[-1])
         finally:
             kill(s, "collector")

@@ -5,6 +5,7 @@ Needs the ``bench`` extra (quixstreams, psutil); skipped without it.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -74,6 +75,8 @@ def test_harness_measures_every_system_and_they_agree_on_the_figures(
     assert set(result["ratios"]) >= {"vs_quix", "vs_obvious_faust", "vs_raw_aiokafka_batched"}
     (run,) = result["latency"]
     assert run["visible_in_collector"]["missing"] == 0 and run["published"]["missing"] == 0
+    assert 0 < run["machine_busy_cores"] <= (os.cpu_count() or 1)  # the worker at least
+    assert run["machine_quiet_before"]["waited_s"] >= 3.0
     assert result["scaling"][0]["entities"] > 900
     assert set(result["targets"]) == {
         "events_per_s_per_worker",
