@@ -224,8 +224,16 @@ def _latency(result: dict[str, Any]) -> list[str]:
         "(`>=`): the worker did not keep up with the offered rate. Busy cores: CPU used by "
         "every process of the machine (worker, broker, Redis, collector, the harness) while "
         "the rate was offered, of 2. Each latency run starts once the machine is quiet "
-        "(under 0.35 busy cores over 3 s, at most 180 s of waiting): after the main run the "
-        "broker deletes and compacts gigabytes of the previous topics.",
+        "(under 0.35 busy cores over 3 s, at most 180 s of waiting), so that what the "
+        "previous phase left running (the broker deleting or compacting gigabytes of its "
+        "topics) is not counted as this rate's load. Waited before each rate: "
+        + "; ".join(
+            f"{_n(run['offered_events_per_s'])}/s {_n(q['waited_s'], 1)} s "
+            f"(then {_n(q['busy_cores'], 2)} busy cores)"
+            for run in result["latency"]
+            if (q := run.get("machine_quiet_before"))
+        )
+        + ".",
         "",
     ]
 
