@@ -167,8 +167,8 @@ def latency_phase(base: Settings, plan: Plan, tag: str) -> list[dict[str, Any]]:
         s = run_settings(base, f"{tag}-lat{rate}")
         _topics(s, [s.topic_events, s.topic_dead_letters])
         wid = f"{tag}-lat{rate}"
-        # Not while the broker still deletes and compacts the previous phase's topics
-        # (gigabytes after the main run): that load is not this offered rate's.
+        # Not while something the previous phase started still runs (the broker deleting
+        # or compacting the main run's topics, say): that load is not this rate's.
         quiet = wait_until_quiet()
         log.info("latency at %d events/s: machine quiet after %s", rate, quiet)
         try:

@@ -72,9 +72,8 @@ class PartitionState:
     """Snapshots and aggregates of one partition.
 
     Keeps the contribution (and a deal's link targets) of recently changed entities (up
-    to about ``contribution_cache``, in two generations) so an update computes only the
-    new ones; the store must
-    be written only through this class.
+    to ``contribution_cache``, in two generations) so an update computes only the new
+    ones; the store must be written only through this class.
     """
 
     def __init__(
