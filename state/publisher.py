@@ -91,11 +91,11 @@ def _write_args(
     """The shard fields to write (the days changed since the last shard write, when it is
     time), the change set (``b""`` on a full write, or when too many keys changed: the
     shards are written instead) and the mark they leave (not yet applied to ``mark``)."""
-    changes = aggregates.take_changes()
+    changes = aggregates.take_changes()  # taken on every publish, a full one included
+    change_set = b"" if full or changes is None else orjson.dumps(changes)
     seq = mark.seq + 1
     pairs: list[str | bytes] = []
-    if not (full or changes is None or seq - mark.shard_seq >= SHARD_WRITE_EVERY):
-        change_set = orjson.dumps(changes)
+    if change_set and seq - mark.shard_seq < SHARD_WRITE_EVERY:
         return pairs, change_set, PublishMark(mark.epoch, seq, mark.versions, mark.shard_seq)
     dirty = aggregates.take_dirty()
     names = set(aggregates.shards) if full else dirty
@@ -110,7 +110,6 @@ def _write_args(
         versions[name] = seq
         pairs += [SHARD_PREFIX + name, encoded]
     epoch = uuid.uuid4().hex if full else mark.epoch
-    change_set = b"" if full or changes is None else orjson.dumps(changes)
     return pairs, change_set, PublishMark(epoch, seq, versions, seq)
 
 
