@@ -34,6 +34,7 @@ TARGETS = {
     "times_obvious_faust": 10.0,
     "times_quix": 1.0,
     "p99_at_10k_s": 1.0,
+    "scaling_loss": 0.20,  # events/s lost from 10^5 to 10^7 entities, as a share
 }
 
 
@@ -136,4 +137,28 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
             r.get("vs_quix") if same else None, TARGETS["times_quix"]
         ),
         "p99_visible_at_10k_per_s": latency,
+        "throughput_loss_1e5_to_1e7": scaling_loss(result.get("scaling", [])),
+    }
+
+
+def scaling_loss(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The share of events/s lost from the 10^5-entity run to the 10^7 one.
+
+    A 10^7 run stopped by its time cap measured only its first entities, where the rate
+    is higher: its loss is a lower bound (a miss if above the goal, unknown otherwise).
+    None unless the scaling runs include both counts.
+    """
+    goal = TARGETS["scaling_loss"]
+    by_target = {row["entities_target"]: row for row in rows}
+    small, large = by_target.get(10**5), by_target.get(10**7)
+    if not small or not large or not small["events_per_s"] or not large["events_per_s"]:
+        return {"value": None, "target": goal, "met": None}
+    loss = round(1 - large["events_per_s"] / small["events_per_s"], 3)
+    if large["complete"]:
+        return {"value": loss, "target": goal, "met": loss <= goal}
+    return {
+        "value": loss,
+        "target": goal,
+        "met": False if loss > goal else None,
+        "lower_bound": True,
     }

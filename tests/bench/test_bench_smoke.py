@@ -84,4 +84,6 @@ def test_harness_measures_every_system_and_they_agree_on_the_figures(
         "times_obvious_faust",
         "times_quix_with_same_figures",
         "p99_visible_at_10k_per_s",
+        "throughput_loss_1e5_to_1e7",
     }
+    assert result["targets"]["throughput_loss_1e5_to_1e7"]["value"] is None  # no 10^5 run
