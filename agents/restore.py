@@ -23,6 +23,7 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 from rocksdict import WriteBatch
@@ -78,8 +79,34 @@ async def restore_partition(db: Any, offset_key: bytes, tp: TP, bootstrap: str) 
         await consumer.stop()
 
 
+class SnapshotDBOptions(RocksDBOptions):  # type: ignore[misc]
+    """Faust's RocksDB options (rocksdict) with memory-mapped reads.
+
+    Most snapshot reads at 10^6 entities and more miss the block cache: a read then copies
+    the block from the OS page cache with a system call. Mapping the table files avoids
+    the call and the copy: a present key's read took 17.7 -> 9.0 microseconds at 2.5 M
+    keys per partition (what 10^7 entities put in each of 4), 7.1 -> 5.4 at 250,000, in
+    `bench/rocksdb_reads.py`. Mapped pages count in the worker's RSS as file-backed
+    memory, which the kernel reclaims under pressure like any page cache.
+    """
+
+    def as_options(self) -> Any:
+        options = super().as_options()
+        options.set_allow_mmap_reads(True)
+        return options
+
+
 class RestoringStore(RocksDBStore):
-    """Faust's RocksDB store that restores newly assigned partitions with a plain consumer."""
+    """Faust's RocksDB store that restores newly assigned partitions with a plain consumer
+    (and opens each partition's RocksDB with :class:`SnapshotDBOptions`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.use_rocksdict:
+            raise RuntimeError("the snapshot table needs the rocksdict driver")
+        # as Faust builds its options (what is left of the table's options after it took
+        # out read_only and driver), with memory-mapped reads added
+        self.rocksdb_options = SnapshotDBOptions(**(self.options or {}), use_rocksdict=True)
 
     async def assign_partitions(self, table: Any, tps: Any, generation_id: int = 0) -> None:
         await super().assign_partitions(table, tps, generation_id)

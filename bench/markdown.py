@@ -275,6 +275,8 @@ def _scaling(result: dict[str, Any]) -> list[str]:
             _n(x["events_per_cpu_s"]),
             _n(x["peak_rss_mb"]),
             _n(x["rss_bytes_per_entity"]),
+            _n(x.get("peak_anon_rss_mb")),
+            _n(x.get("anon_rss_bytes_per_entity")),
             _n(x["state_dir_mb"]),
         ]
         for x in result["scaling"]
@@ -284,7 +286,9 @@ def _scaling(result: dict[str, Any]) -> list[str]:
         "",
         "A capped workload is the first 1.2 x (previous rate) x (time cap) events of the "
         "target's workload, so its run fits the cap; `entities` is what it reached. "
-        "`RSS bytes/entity` = RSS growth while processing / entities.",
+        "`RSS bytes/entity` = RSS growth while processing / entities; `anon` = the same "
+        "without file-backed pages (the worker maps its RocksDB files: their resident "
+        "pages are page cache the kernel reclaims under pressure).",
         "",
         *_table(
             [
@@ -296,6 +300,8 @@ def _scaling(result: dict[str, Any]) -> list[str]:
                 "events/CPU-s",
                 "peak RSS MB",
                 "RSS bytes/entity",
+                "peak anon RSS MB",
+                "anon bytes/entity",
                 "RocksDB MB",
             ],
             rows,

@@ -32,12 +32,19 @@ Poll = Callable[[], Snapshot]
 
 
 class ProcessSampler:
-    """Peak RSS and CPU seconds of one process (and its children)."""
+    """Peak RSS and CPU seconds of one process (and its children).
+
+    Also the peak of anonymous RSS (RSS minus file-backed and shared pages): the worker
+    maps its RocksDB files, whose resident pages count in RSS but are page cache the
+    kernel reclaims under pressure.
+    """
 
     def __init__(self, pid: int) -> None:
         self.proc = psutil.Process(pid)
         self.peak_rss = 0
         self.last_rss = 0
+        self.peak_anon_rss = 0
+        self.last_anon_rss = 0
 
     def _procs(self) -> list[psutil.Process]:
         try:
@@ -46,15 +53,18 @@ class ProcessSampler:
             return []
 
     def sample(self) -> None:
-        rss = 0
+        rss = anon = 0
         for proc in self._procs():
             try:
-                rss += proc.memory_info().rss
+                info = proc.memory_info()
             except psutil.Error:
                 continue
+            rss += info.rss
+            anon += info.rss - getattr(info, "shared", 0)  # "shared": Linux only
         if rss:
-            self.last_rss = rss
+            self.last_rss, self.last_anon_rss = rss, anon
             self.peak_rss = max(self.peak_rss, rss)
+            self.peak_anon_rss = max(self.peak_anon_rss, anon)
 
     def cpu_seconds(self) -> float:
         total = 0.0
@@ -81,6 +91,9 @@ class Followed:
     peak_rss: int = 0
     last_rss: int = 0
     rss_at_first: int = 0
+    peak_anon_rss: int = 0
+    last_anon_rss: int = 0
+    anon_rss_at_first: int = 0
     busy_at_first: float = 0.0
     busy_at_last: float = 0.0
     timed_out: bool = False
@@ -122,6 +135,9 @@ class Followed:
             "rss_at_start_mb": round(self.rss_at_first / 2**20, 1),
             "peak_rss_mb": round(self.peak_rss / 2**20, 1),
             "end_rss_mb": round(self.last_rss / 2**20, 1),
+            "anon_rss_at_start_mb": round(self.anon_rss_at_first / 2**20, 1),
+            "peak_anon_rss_mb": round(self.peak_anon_rss / 2**20, 1),
+            "end_anon_rss_mb": round(self.last_anon_rss / 2**20, 1),
         }
 
 
@@ -145,6 +161,7 @@ def follow(
             seen.cpu_at_first = sampler.cpu_seconds() if sampler else 0.0
             seen.wall_at_first = now
             seen.rss_at_first = sampler.last_rss if sampler else 0
+            seen.anon_rss_at_first = sampler.last_anon_rss if sampler else 0
             seen.busy_at_first = machine_busy_seconds()
         if snap.published:
             seen.last = snap
@@ -161,6 +178,7 @@ def follow(
         time.sleep(interval)
     if sampler is not None:
         seen.peak_rss, seen.last_rss = sampler.peak_rss, sampler.last_rss
+        seen.peak_anon_rss, seen.last_anon_rss = sampler.peak_anon_rss, sampler.last_anon_rss
     return seen
 
 

@@ -1,0 +1,88 @@
+"""Micro-benchmark of RocksDB point reads with the worker's options, with and without
+memory-mapped reads (:class:`agents.restore.SnapshotDBOptions`).
+
+Writes ``--keys`` keys of 350 random bytes in write batches of 5,000 (as the worker
+persists snapshots), rewrites 100,000 random keys, then times 100,000 reads of random
+present keys (mostly not rewritten: what a worker reads for an entity it has not changed
+lately) and 100,000 reads of absent keys. Prints microseconds per read (wall
+time; run it on a quiet machine).
+
+    python -m bench.rocksdb_reads --keys 2500000     # one partition's keys at 10^7 entities
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from faust.stores.rocksdb import RocksDBOptions
+from rocksdict import Rdict, WriteBatch
+
+from agents.app import snapshots
+from agents.restore import SnapshotDBOptions
+
+READS = 100_000
+BATCH = 5_000
+
+
+def _timed_reads(db: Rdict, keys: list[bytes]) -> float:
+    get = db.get
+    started = time.perf_counter()
+    for key in keys:
+        get(key)
+    return (time.perf_counter() - started) / len(keys) * 1e6
+
+
+def measure(options: RocksDBOptions, path: Path, keys: int, seed: int) -> tuple[float, float]:
+    """Microseconds per read of a present and of an absent key."""
+    db = Rdict(str(path), options=options.as_options())
+    try:
+        rng = random.Random(seed)
+        names = [f"deal:{rng.getrandbits(64):x}".encode() for _ in range(keys)]
+        for start in range(0, keys, BATCH):
+            batch = WriteBatch(raw_mode=True)
+            for key in names[start : start + BATCH]:
+                batch.put(key, os.urandom(350))
+            db.write(batch)
+        rewritten = [names[rng.randrange(keys)] for _ in range(READS)]
+        for start in range(0, READS, BATCH):
+            batch = WriteBatch(raw_mode=True)
+            for key in rewritten[start : start + BATCH]:
+                batch.put(key, os.urandom(350))
+            db.write(batch)
+        present = [names[rng.randrange(keys)] for _ in range(READS)]
+        absent = [f"lead:{rng.getrandbits(64):x}".encode() for _ in range(READS)]
+        return _timed_reads(db, present), _timed_reads(db, absent)
+    finally:
+        db.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=250_000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    table_options = dict(snapshots.options or {})  # what the worker's snapshot table sets
+    table_options.pop("driver", None)
+    table_options.pop("read_only", None)
+    variants = {
+        "faust options": RocksDBOptions(**table_options, use_rocksdict=True),
+        "with mmap reads": SnapshotDBOptions(**table_options, use_rocksdict=True),
+    }
+    with tempfile.TemporaryDirectory(prefix="rocksdb-reads-") as tmp:
+        for name, options in variants.items():
+            path = Path(tmp) / name.replace(" ", "-")
+            present, absent = measure(options, path, args.keys, args.seed)
+            shutil.rmtree(path, ignore_errors=True)
+            print(
+                f"{name:16s} {args.keys:,} keys: present {present:.2f} us, absent {absent:.2f} us"
+            )
+
+
+if __name__ == "__main__":
+    main()
