@@ -16,7 +16,7 @@ import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
-from agents.restore import SnapshotTable
+from agents.restore import SNAPSHOT_DB_OPTIONS, SnapshotTable
 from salespulse.config import get_settings
 
 settings = get_settings()
@@ -138,15 +138,7 @@ snapshots = app.tables.add(
         key_type=bytes,
         value_type=bytes,
         help="Per-entity snapshots (last-writer-wins per field), keyed by entity key.",
-        # One RocksDB per partition: Faust's defaults (a 2 GiB block cache and 3 x 64 MiB
-        # memtables each) would let a worker's memory grow far past its working set.
-        options={
-            "write_buffer_size": 16 * MIB,
-            "max_write_buffer_number": 2,
-            "target_file_size_base": 16 * MIB,
-            "block_cache_size": 64 * MIB,
-            "block_cache_compressed_size": 0,
-        },
+        options=dict(SNAPSHOT_DB_OPTIONS),  # Faust takes keys out of the dict it is given
         # Recovery applies the changelog in large batches; compaction keeps it near one
         # record per entity so losing local state costs a read of the live entities only.
         recovery_buffer_size=10_000,

@@ -23,8 +23,7 @@ from pathlib import Path
 from faust.stores.rocksdb import RocksDBOptions
 from rocksdict import Rdict, WriteBatch
 
-from agents.app import snapshots
-from agents.restore import SnapshotDBOptions
+from agents.restore import SNAPSHOT_DB_OPTIONS, SnapshotDBOptions
 
 READS = 100_000
 BATCH = 5_000
@@ -67,12 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keys", type=int, default=250_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    table_options = dict(snapshots.options or {})  # what the worker's snapshot table sets
-    table_options.pop("driver", None)
-    table_options.pop("read_only", None)
     variants = {
-        "faust options": RocksDBOptions(**table_options, use_rocksdict=True),
-        "with mmap reads": SnapshotDBOptions(**table_options, use_rocksdict=True),
+        "faust options": RocksDBOptions(**SNAPSHOT_DB_OPTIONS, use_rocksdict=True),
+        "with mmap reads": SnapshotDBOptions(**SNAPSHOT_DB_OPTIONS, use_rocksdict=True),
     }
     with tempfile.TemporaryDirectory(prefix="rocksdb-reads-") as tmp:
         for name, options in variants.items():
