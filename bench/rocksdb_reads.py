@@ -37,23 +37,23 @@ def _timed_reads(db: Rdict, keys: list[bytes]) -> float:
     return (time.perf_counter() - started) / len(keys) * 1e6
 
 
+def _write(db: Rdict, keys: list[bytes]) -> None:
+    """Random 350-byte values for ``keys``, in write batches as the worker persists them."""
+    for start in range(0, len(keys), BATCH):
+        batch = WriteBatch(raw_mode=True)
+        for key in keys[start : start + BATCH]:
+            batch.put(key, os.urandom(350))
+        db.write(batch)
+
+
 def measure(options: RocksDBOptions, path: Path, keys: int, seed: int) -> tuple[float, float]:
     """Microseconds per read of a present and of an absent key."""
     db = Rdict(str(path), options=options.as_options())
     try:
         rng = random.Random(seed)
         names = [f"deal:{rng.getrandbits(64):x}".encode() for _ in range(keys)]
-        for start in range(0, keys, BATCH):
-            batch = WriteBatch(raw_mode=True)
-            for key in names[start : start + BATCH]:
-                batch.put(key, os.urandom(350))
-            db.write(batch)
-        rewritten = [names[rng.randrange(keys)] for _ in range(READS)]
-        for start in range(0, READS, BATCH):
-            batch = WriteBatch(raw_mode=True)
-            for key in rewritten[start : start + BATCH]:
-                batch.put(key, os.urandom(350))
-            db.write(batch)
+        _write(db, names)
+        _write(db, [names[rng.randrange(keys)] for _ in range(READS)])
         present = [names[rng.randrange(keys)] for _ in range(READS)]
         absent = [f"lead:{rng.getrandbits(64):x}".encode() for _ in range(READS)]
         return _timed_reads(db, present), _timed_reads(db, absent)
