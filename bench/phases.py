@@ -238,7 +238,7 @@ def _scale_row(
     done = ours["events"] if not ours["complete"] else events
     reached = entities if ours["complete"] else int(entities * min(1.0, done / max(1, events)))
     grown = (ours["end_rss_mb"] - ours["rss_at_start_mb"]) * 2**20
-    anon_grown = (ours.get("end_anon_rss_mb", 0) - ours.get("anon_rss_at_start_mb", 0)) * 2**20
+    anon_grown = (ours["end_anon_rss_mb"] - ours["anon_rss_at_start_mb"]) * 2**20
     return {
         "entities_target": target,
         "entities": reached,
@@ -249,7 +249,7 @@ def _scale_row(
         "events_per_cpu_s": ours["events_per_cpu_s"],
         "peak_rss_mb": ours["peak_rss_mb"],
         "rss_bytes_per_entity": round(grown / reached) if reached else None,
-        "peak_anon_rss_mb": ours.get("peak_anon_rss_mb"),
+        "peak_anon_rss_mb": ours["peak_anon_rss_mb"],
         "anon_rss_bytes_per_entity": round(anon_grown / reached) if reached else None,
         "state_dir_mb": ours["state_dir_mb"],
     }
