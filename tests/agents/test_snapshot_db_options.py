@@ -9,13 +9,18 @@ from faust.stores.rocksdb import RocksDBOptions
 from agents.restore import SNAPSHOT_DB_OPTIONS, SnapshotDBOptions
 
 
+def _options_file(db_dir: Path) -> dict[str, str]:
+    """The ``name=value`` lines of the newest OPTIONS file RocksDB wrote in ``db_dir``."""
+    (latest,) = sorted(db_dir.glob("OPTIONS-*"))[-1:]
+    pairs = (line.strip().split("=", 1) for line in latest.read_text().splitlines())
+    return {p[0]: p[1] for p in pairs if len(p) == 2}
+
+
 def _written_options(options: RocksDBOptions, path: Path) -> dict[str, str]:
     db = options.open(path)
     db.put(b"k", b"v")
     db.close()
-    (latest,) = sorted(path.glob("OPTIONS-*"))[-1:]
-    pairs = (line.strip().split("=", 1) for line in latest.read_text().splitlines())
-    return {p[0]: p[1] for p in pairs if len(p) == 2}
+    return _options_file(path)
 
 
 def test_snapshot_reads_are_memory_mapped_with_the_table_options(tmp_path: Path) -> None:
@@ -53,5 +58,4 @@ def test_the_snapshot_table_store_opens_partitions_with_these_options(tmp_path: 
     assert isinstance(store.rocksdb_options, SnapshotDBOptions)
     assert store.rocksdb_options.write_buffer_size == SNAPSHOT_DB_OPTIONS["write_buffer_size"]
     store._db_for_partition(0).put(b"k", b"v")
-    (written,) = sorted(store.partition_path(0).glob("OPTIONS-*"))[-1:]
-    assert "allow_mmap_reads=true" in written.read_text()
+    assert _options_file(store.partition_path(0))["allow_mmap_reads"] == "true"
