@@ -27,6 +27,7 @@ from faust.types import TP
 from agents.app import app, dead_letter_topic, events_topic, settings, snapshots, worker_id
 from agents.restore import restored
 from agents.store import PartitionStore
+from state.pacing import LastPublish, publish_due
 from state.partition_stats import PartitionStats
 from state.processor import PartitionState
 from state.publisher import publish_partitions
@@ -41,22 +42,10 @@ stats: dict[int, PartitionStats] = defaultdict(PartitionStats)
 dirty: set[int] = set()
 WRITE_ALL_EVERY_S = 5.0
 _last_write_all = 0.0
-# While the worker is behind (a backfill, a burst), at most 5 % of its time goes to
-# publishing: after a publish whose encoding held the event loop t seconds, the next
-# waits at least t / PUBLISH_BUDGET. A backfill of years at 10^6 entities re-encodes
-# megabytes each time, and then publishes less often instead of processing less (but at
-# least every 10 s: the not-published alert fires after a minute). Once caught up (every
-# partition's lag at most CAUGHT_UP_RECORDS) the worker has time to spare and latency is
-# what counts: publishing may take a quarter of its time (at 10,000 events/s over a
-# year of days a publish that rewrites the changed days encodes 10-40 ms, which the 5 %
-# budget spaced 0.2-0.8 s apart; see state.publisher for what a publish writes).
-PUBLISH_BUDGET = 0.05
-CAUGHT_UP_PUBLISH_BUDGET = 0.25
-CAUGHT_UP_RECORDS = 50
-MAX_PUBLISH_DELAY_S = 10.0
+CAUGHT_UP_RECORDS = 50  # a partition at most this far behind is caught up (state.pacing)
 CAUGHT_UP_SWITCH_INTERVAL_S = 0.001
 BEHIND_SWITCH_INTERVAL_S = 0.005  # Python's default
-_next_publish_at = 0.0
+_last_publish: LastPublish | None = None
 _redis: aioredis.Redis | None = None
 _assigned_at: dict[int, float] = {}  # partition -> when the last rebalance assigned it
 
@@ -363,10 +352,10 @@ def _note_lag() -> bool:
 @app.timer(settings.publish_interval_s)
 async def publish_aggregates() -> None:
     """Publish absolute aggregates of dirty (or, periodically, all) owned partitions."""
-    global _redis, _last_write_all, _next_publish_at
+    global _redis, _last_write_all, _last_publish
     caught_up = _note_lag()
     now = time.monotonic()
-    if now < _next_publish_at:
+    if not publish_due(_last_publish, now, caught_up):
         return
     write_all = now - _last_write_all >= WRITE_ALL_EVERY_S
     chosen = set(states) if write_all else dirty & set(states)
@@ -389,8 +378,7 @@ async def publish_aggregates() -> None:
         log.warning("redis publish failed (will retry): %s", exc)
         return
     finally:
-        budget = CAUGHT_UP_PUBLISH_BUDGET if caught_up else PUBLISH_BUDGET
-        _next_publish_at = now + min(sum(spent) / budget, MAX_PUBLISH_DELAY_S)
+        _last_publish = LastPublish(now, sum(spent), caught_up)
     if stale:
         log.info("partitions %s have a newer owner; no longer publishing them", stale)
     dirty.difference_update(chosen)

@@ -8,10 +8,12 @@ aggregates and a view read from scratch.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
 import pytest
+from redis.asyncio.client import Pipeline
 
 from salespulse.config import Settings
 from state import aggregates
@@ -139,3 +141,33 @@ async def test_a_publish_with_too_many_changes_has_no_change_set(
     assert modes == [b"s", b"c", b"s", b"c", b"c", b"s", b"c"]
     fields = await redis_client.hkeys(partition_key(prefix, 0))
     assert sorted(f for f in fields if f.startswith(b"c:")) == [b"c:2", b"c:4", b"c:5", b"c:7"]
+
+
+async def test_the_time_a_publish_reports_includes_sending_and_redis_answer(
+    stack_settings: Settings, redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's publish budget divides this time: sending big shards costs as much as
+    encoding them, and a publish Redis refused still took its time."""
+    prefix = stack_settings.redis_key_prefix
+    aggs, stats = PartitionAggregates(), PartitionStats()
+    aggs.replace({}, {"won_count|2024-01-05|Ann|||||": 1})
+    execute = Pipeline.execute
+
+    async def slow_execute(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.3)  # a Redis slow to take and answer the write
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "execute", slow_execute)
+    spent: list[float] = []
+    await publish_partitions(redis_client, prefix, "w", {0: (aggs, stats)}, 1, spent)
+    assert len(spent) == 1 and spent[0] >= 0.3
+    assert await redis_client.hget(partition_key(prefix, 0), "owner") == b"w"
+
+    async def failing_execute(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.3)
+        raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(Pipeline, "execute", failing_execute)
+    with pytest.raises(ConnectionError):
+        await publish_partitions(redis_client, prefix, "w", {0: (aggs, stats)}, 1, spent)
+    assert len(spent) == 2 and spent[1] >= 0.3
