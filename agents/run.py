@@ -18,7 +18,9 @@ def worker_command(worker_id: str, loglevel: str) -> None:
 
     from agents.app import ensure_changelog_topic
     from agents.events import app  # registers the agent and the timer
+    from salespulse.services import allocator
 
+    click.echo(f"worker {worker_id}: memory allocator {allocator()}", err=True)
     app.conf.datadir.mkdir(parents=True, exist_ok=True)
     ensure_changelog_topic()
     # Most objects a worker allocates die young (decoded events, snapshots); the cyclic

@@ -93,6 +93,7 @@ def throughput(
         alive=lambda: process.running_pid(settings, name) is not None,
     )
     result = seen.figures(events, counted_total=seen.last.count)
+    result["allocator"] = services.allocator(pid)  # the worker still runs
     result["engine_events_counted"] = seen.last.count
     result["state_dir_mb"] = dir_size_mb(worker_dir(settings, worker_id))
     result["pid"] = pid

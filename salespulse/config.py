@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
@@ -68,6 +69,13 @@ class Settings(BaseSettings):
     retention_days: int = 1100
     rules: str | None = None  # YAML file with FX rates, stage probabilities, ...
     targets: str | None = None  # targets/thresholds YAML (default: deploy/targets.yaml)
+
+    # Memory allocator of the worker processes the local stack starts: "jemalloc" (if
+    # libjemalloc2 is installed; else the system's, with a warning) or "system". With
+    # glibc's malloc a worker's heap kept the space of the megabytes it encodes and sends
+    # per publish: two thirds of it free at 3 M entities (malloc_info), 9.6 GB of anonymous
+    # memory at 10^7. jemalloc returns such space to the system.
+    worker_allocator: Literal["jemalloc", "system"] = "jemalloc"
 
     # Publishing of partition aggregates.
     publish_interval_s: float = 0.2

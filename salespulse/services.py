@@ -6,13 +6,19 @@ They are spawned detached with pid files in the stack home, like the infrastruct
 
 from __future__ import annotations
 
+import ctypes.util
+import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
 from salespulse.config import Settings
 from salespulse.stack import process
+
+log = logging.getLogger(__name__)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -38,8 +44,32 @@ def start_worker(settings: Settings, worker_id: str = "1") -> int:
     """Start (or keep) worker ``worker_id``; return its pid."""
     name = f"worker-{worker_id}"
     return process.running_pid(settings, name) or _spawn(
-        settings, name, "worker", "--worker-id", worker_id, "--loglevel", "warning"
+        settings,
+        name,
+        *("worker", "--worker-id", worker_id, "--loglevel", "warning"),
+        **worker_env(settings),
     )
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """A worker's extra environment: jemalloc preloaded if chosen and installed."""
+    if settings.worker_allocator != "jemalloc":
+        return {}
+    lib = ctypes.util.find_library("jemalloc")
+    if lib is None:
+        log.warning("jemalloc not installed (Debian: libjemalloc2): workers use the system malloc")
+        return {}
+    return {"LD_PRELOAD": " ".join(filter(None, [os.environ.get("LD_PRELOAD"), lib]))}
+
+
+def allocator(pid: int | str = "self") -> str:
+    """The memory allocator process ``pid`` runs on: ``jemalloc``, ``system`` (or
+    ``unknown`` where ``/proc`` does not say)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return "unknown"
+    return "jemalloc" if "libjemalloc" in maps else "system"
 
 
 def start_collector(settings: Settings) -> int:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages the local SalesPulse stack runs on (Debian/Ubuntu):
 # redis-server, prometheus, prometheus-alertmanager, a Java runtime and Maven (Kafka's
-# jars come from Maven Central). Idempotent: does nothing (no apt-get update) when every
-# command is already present. The packages' own services are not started: the stack runs
+# jars come from Maven Central), and jemalloc (the workers' memory allocator, see
+# worker_allocator in salespulse/config.py). Idempotent: does nothing (no apt-get update)
+# when every command and library is already present. The packages' own services are not started: the stack runs
 # its own instances on its own ports (see salespulse/stack).
 set -euo pipefail
 
@@ -19,9 +20,11 @@ missing=()
 for cmd in "${!NEEDED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDED[$cmd]}")
 done
+has_jemalloc() { /sbin/ldconfig -p | grep -q 'libjemalloc\.so\.2'; }
+has_jemalloc || missing+=(libjemalloc2)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "install-system-deps: all present (redis-server prometheus prometheus-alertmanager java mvn)"
+  echo "install-system-deps: all present (redis-server prometheus prometheus-alertmanager java mvn libjemalloc2)"
   exit 0
 fi
 
@@ -51,4 +54,5 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 for cmd in "${!NEEDED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || { echo "install-system-deps: $cmd still missing" >&2; exit 1; }
 done
+has_jemalloc || { echo "install-system-deps: libjemalloc.so.2 still missing" >&2; exit 1; }
 echo "install-system-deps: done"

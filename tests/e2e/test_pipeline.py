@@ -11,6 +11,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from salespulse import services
+from salespulse.stack import process
 from salespulse.stack.topics import partition_ids
 from streams.generator import DemoWorld
 from tests.helpers import await_until, http_json
@@ -100,6 +102,15 @@ async def test_events_reach_collector_json_and_prometheus_exactly(
         return got == expected
 
     await await_until(prometheus_matches, timeout=30, interval=1, what="prometheus == oracle")
+
+
+def test_the_stack_runs_workers_on_jemalloc(e2e: Any) -> None:
+    """Workers the stack starts preload jemalloc (installed by scripts/install-system-deps.sh):
+    with glibc's malloc a worker kept most of what its publishes freed."""
+    pid = process.running_pid(e2e.settings, "worker-1")
+    assert pid is not None
+    assert services.allocator(pid) == "jemalloc"
+    assert services.allocator() == "system"  # this test process: nothing preloaded
 
 
 async def test_worker_restarts_mid_stream_keep_won_revenue_exact(
