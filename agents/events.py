@@ -30,7 +30,7 @@ from agents.store import PartitionStore
 from state.pacing import LastPublish, publish_due
 from state.partition_stats import PartitionStats
 from state.processor import PartitionState
-from state.publisher import publish_partitions
+from state.publisher import publish_partitions, publisher_client
 from state.rules import Rules
 from streams.records import Undecodable, decode_record, encode_batch, partition_for
 
@@ -362,7 +362,7 @@ async def publish_aggregates() -> None:
     if not chosen:
         return
     if _redis is None:
-        _redis = aioredis.from_url(settings.redis_url, socket_timeout=2)
+        _redis = publisher_client(settings.redis_url)
     batch = {p: (states[p].aggregates, stats[p]) for p in chosen}
     spent: list[float] = []
     try:

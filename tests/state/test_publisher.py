@@ -9,17 +9,26 @@ aggregates and a view read from scratch.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 from typing import Any
 
 import pytest
 from redis.asyncio.client import Pipeline
 
 from salespulse.config import Settings
+from salespulse.stack import process
 from state import aggregates
 from state.aggregates import PartitionAggregates, sum_aggregates
 from state.partition_stats import PartitionStats
-from state.publisher import SHARD_PREFIX, SHARD_WRITE_EVERY, partition_key, publish_partitions
+from state.publisher import (
+    SHARD_PREFIX,
+    SHARD_WRITE_EVERY,
+    partition_key,
+    publish_partitions,
+    publisher_client,
+)
 from state.view import ViewReader
 
 pytestmark = pytest.mark.services
@@ -171,3 +180,26 @@ async def test_the_time_a_publish_reports_includes_sending_and_redis_answer(
     with pytest.raises(ConnectionError):
         await publish_partitions(redis_client, prefix, "w", {0: (aggs, stats)}, 1, spent)
     assert len(spent) == 2 and spent[1] >= 0.3
+
+
+async def test_a_publish_outlasts_a_redis_pause_longer_than_two_seconds(
+    stack_settings: Settings, redis_client: Any
+) -> None:
+    """A big backfill publish takes Redis seconds to read and apply; a 2 s socket timeout
+    failed every such publish (and made the next one a full write)."""
+    prefix = stack_settings.redis_key_prefix
+    aggs, stats = PartitionAggregates(), PartitionStats()
+    aggs.replace({}, {"won_count|2024-01-05|Ann|||||": 1})
+    client = publisher_client(stack_settings.redis_url)
+    await client.ping()  # connected before Redis pauses
+    pid = process.running_pid(stack_settings, "redis")
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    resume = asyncio.get_running_loop().call_later(3.0, os.kill, pid, signal.SIGCONT)
+    try:
+        assert await publish_partitions(client, prefix, "w", {0: (aggs, stats)}, 1) == []
+    finally:
+        resume.cancel()
+        os.kill(pid, signal.SIGCONT)
+        await client.aclose()
+    assert await redis_client.hget(partition_key(prefix, 0), "owner") == b"w"
