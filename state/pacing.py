@@ -1,15 +1,16 @@
 """When a worker publishes next: within a share of its time, and at once on catching up.
 
-While the worker is behind (a backfill, a burst), at most 5 % of its time goes to
-publishing: after a publish that took t seconds (encoding, sending, Redis's answer), the
-next waits at least t / BEHIND_BUDGET. A backfill rewrites most days of history in every
-publish (about 60 bytes of JSON per aggregate key: 80 MB at 10^6 entities, 800 MB at
-10^7), so it publishes less often instead of processing less, but at least every 30 s
-(the not-published alert fires after a minute). A 10^7-entity backfill spent 30 % of its
-time publishing when only the encoding counted and the wait was at most 10 s.
+While the worker is behind (a backfill, a burst), encoding for publishes takes at most
+5 % of its time (sending costs about as much again): after a publish whose encoding took
+t seconds, the next waits at least t / BEHIND_BUDGET. A backfill rewrites most days of
+history in every publish (about 60 bytes of JSON per aggregate key: 80 MB at 10^6
+entities, 800 MB at 10^7), so it publishes less often instead of processing less, but at
+least every 30 s (the not-published alert fires after a minute). With at most 10 s, a
+10^7-entity backfill spent 30 % of its time publishing (py-spy: encoding 14 %, socket
+writes 15 %).
 
 Once caught up (every partition's lag at most a few records) the worker has time to
-spare and latency is what counts: publishing may take a quarter of its time (at 10,000
+spare and latency is what counts: encoding may take a quarter of its time (at 10,000
 events/s over a year of days a publish that rewrites the changed days encodes 10-40 ms,
 which a 5 % budget spaced 0.2-0.8 s apart). The first publish after catching up is due
 at once: the end of a backfill is on the board without waiting out its long interval.
@@ -32,8 +33,8 @@ MAX_DELAY_S = 30.0
 
 @dataclass(frozen=True, slots=True)
 class LastPublish:
-    """The worker's last publish: when it started (monotonic seconds), how long it took,
-    and whether the worker was caught up then."""
+    """The worker's last publish: when it started (monotonic seconds), how long its
+    encoding took, and whether the worker was caught up then."""
 
     started: float
     seconds: float

@@ -152,34 +152,33 @@ async def test_a_publish_with_too_many_changes_has_no_change_set(
     assert sorted(f for f in fields if f.startswith(b"c:")) == [b"c:2", b"c:4", b"c:5", b"c:7"]
 
 
-async def test_the_time_a_publish_reports_includes_sending_and_redis_answer(
+async def test_a_publish_reports_its_encoding_time_not_redis_time_even_when_it_fails(
     stack_settings: Settings, redis_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The worker's publish budget divides this time: sending big shards costs as much as
-    encoding them, and a publish Redis refused still took its time."""
+    """The worker's publish budget divides this time: what holds its event loop, also for
+    a publish Redis then refuses; waiting for Redis's answer leaves the loop free."""
     prefix = stack_settings.redis_key_prefix
     aggs, stats = PartitionAggregates(), PartitionStats()
     aggs.replace({}, {"won_count|2024-01-05|Ann|||||": 1})
     execute = Pipeline.execute
 
     async def slow_execute(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(0.3)  # a Redis slow to take and answer the write
+        await asyncio.sleep(0.5)  # a Redis slow to take and answer the write
         return await execute(self, *args, **kwargs)
 
     monkeypatch.setattr(Pipeline, "execute", slow_execute)
     spent: list[float] = []
     await publish_partitions(redis_client, prefix, "w", {0: (aggs, stats)}, 1, spent)
-    assert len(spent) == 1 and spent[0] >= 0.3
+    assert len(spent) == 1 and 0 < spent[0] < 0.5
     assert await redis_client.hget(partition_key(prefix, 0), "owner") == b"w"
 
     async def failing_execute(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(0.3)
         raise ConnectionError("Redis went away")
 
     monkeypatch.setattr(Pipeline, "execute", failing_execute)
     with pytest.raises(ConnectionError):
         await publish_partitions(redis_client, prefix, "w", {0: (aggs, stats)}, 1, spent)
-    assert len(spent) == 2 and spent[1] >= 0.3
+    assert len(spent) == 2 and spent[1] > 0
 
 
 async def test_a_publish_outlasts_a_redis_pause_longer_than_two_seconds(
