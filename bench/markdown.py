@@ -149,7 +149,8 @@ def _throughput(result: dict[str, Any]) -> list[str]:
         "`CPU util` = the process's CPU seconds per wall second while processing; "
         "`machine busy cores` = all processes' CPU use meanwhile (2 = the machine was full). "
         f"SalesPulse startup (process start to first publish): "
-        f"{_n((t.get('salespulse') or {}).get('startup_s'), 1)} s, not counted in the rate.",
+        f"{_n((t.get('salespulse') or {}).get('startup_s'), 1)} s, not counted in the rate; "
+        f"its memory allocator: {(t.get('salespulse') or {}).get('allocator', 'not recorded')}.",
         "",
     ]
 
