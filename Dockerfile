@@ -7,8 +7,8 @@ COPY . .
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-# jemalloc for every role: with glibc's malloc a worker kept the space of what its
-# publishes freed (see worker_allocator in salespulse/config.py). Unset LD_PRELOAD to opt out.
+# jemalloc, for workers with large state: run them with LD_PRELOAD=libjemalloc.so.2
+# (see worker_allocator in salespulse/config.py and docs/operations.md).
 RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 \
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 salespulse \
@@ -20,8 +20,7 @@ COPY deploy/targets.yaml /etc/salespulse/targets.yaml
 COPY deploy/mappings /etc/salespulse/mappings
 ENV SALESPULSE_HOME=/var/lib/salespulse \
     SALESPULSE_TARGETS=/etc/salespulse/targets.yaml \
-    PYTHONUNBUFFERED=1 \
-    LD_PRELOAD=libjemalloc.so.2
+    PYTHONUNBUFFERED=1
 USER salespulse
 WORKDIR /var/lib/salespulse
 VOLUME ["/var/lib/salespulse"]

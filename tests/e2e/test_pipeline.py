@@ -104,13 +104,12 @@ async def test_events_reach_collector_json_and_prometheus_exactly(
     await await_until(prometheus_matches, timeout=30, interval=1, what="prometheus == oracle")
 
 
-def test_the_stack_runs_workers_on_jemalloc(e2e: Any) -> None:
-    """Workers the stack starts preload jemalloc (installed by scripts/install-system-deps.sh):
-    with glibc's malloc a worker kept most of what its publishes freed."""
+def test_the_stack_runs_workers_on_the_allocator_its_settings_name(e2e: Any) -> None:
+    """The default is glibc's malloc (jemalloc is opt-in: tests/stack/test_worker_env.py)."""
+    assert e2e.settings.worker_allocator == "system"
     pid = process.running_pid(e2e.settings, "worker-1")
     assert pid is not None
-    assert services.allocator(pid) == "jemalloc"
-    assert services.allocator() == "system"  # this test process: nothing preloaded
+    assert services.allocator(pid) == "system"
 
 
 async def test_worker_restarts_mid_stream_keep_won_revenue_exact(

@@ -19,10 +19,11 @@ def test_jemalloc_is_preloaded_after_any_library_already_preloaded(
 ) -> None:
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so.2")
     monkeypatch.delenv("LD_PRELOAD", raising=False)
-    assert services.worker_env(Settings()) == {"LD_PRELOAD": "libjemalloc.so.2"}
+    jemalloc = Settings(worker_allocator="jemalloc")
+    assert services.worker_env(jemalloc) == {"LD_PRELOAD": "libjemalloc.so.2"}
     monkeypatch.setenv("LD_PRELOAD", "/opt/trace.so")
-    assert services.worker_env(Settings()) == {"LD_PRELOAD": "/opt/trace.so libjemalloc.so.2"}
-    assert services.worker_env(Settings(worker_allocator="system")) == {}
+    assert services.worker_env(jemalloc) == {"LD_PRELOAD": "/opt/trace.so libjemalloc.so.2"}
+    assert services.worker_env(Settings()) == {}  # the default: glibc's malloc
 
 
 def test_without_jemalloc_installed_workers_use_the_system_malloc_with_a_warning(
@@ -30,7 +31,7 @@ def test_without_jemalloc_installed_workers_use_the_system_malloc_with_a_warning
 ) -> None:
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
     with caplog.at_level(logging.WARNING, logger="salespulse.services"):
-        assert services.worker_env(Settings()) == {}
+        assert services.worker_env(Settings(worker_allocator="jemalloc")) == {}
     assert "libjemalloc2" in caplog.text
 
 
