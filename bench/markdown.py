@@ -107,6 +107,7 @@ def render(result: dict[str, Any], json_name: str) -> str:
 
 def _throughput(result: dict[str, Any]) -> list[str]:
     t, r = result["throughput"], result["ratios"]
+    ours = t.get("salespulse") or {}
     rows = []
     for key, label in SYSTEMS:
         x = t.get(key)
@@ -148,9 +149,8 @@ def _throughput(result: dict[str, Any]) -> list[str]:
         "`SalesPulse is` = SalesPulse's rate / that system's rate, same run, same workload; "
         "`CPU util` = the process's CPU seconds per wall second while processing; "
         "`machine busy cores` = all processes' CPU use meanwhile (2 = the machine was full). "
-        f"SalesPulse startup (process start to first publish): "
-        f"{_n((t.get('salespulse') or {}).get('startup_s'), 1)} s, not counted in the rate; "
-        f"its memory allocator: {(t.get('salespulse') or {}).get('allocator', 'not recorded')}.",
+        f"SalesPulse startup (process start to first publish): {_n(ours.get('startup_s'), 1)} s, "
+        f"not counted in the rate; its memory allocator: {ours.get('allocator', 'not recorded')}.",
         "",
     ]
 

@@ -46,7 +46,11 @@ def start_worker(settings: Settings, worker_id: str = "1") -> int:
     return process.running_pid(settings, name) or _spawn(
         settings,
         name,
-        *("worker", "--worker-id", worker_id, "--loglevel", "warning"),
+        "worker",
+        "--worker-id",
+        worker_id,
+        "--loglevel",
+        "warning",
         **worker_env(settings),
     )
 

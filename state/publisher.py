@@ -142,10 +142,7 @@ async def publish_partitions(
     refused because a newer owner published; appends to ``spent`` the seconds spent
     encoding, also when the write then fails. That is the part measured of what holds the
     event loop; sending costs about as much again (py-spy of a 10^7-entity backfill:
-    encoding 14 % of the worker's time, socket writes 15 %), waiting for Redis nothing.
-    Counting the whole publish (Redis's work included) delayed the publish after a
-    restart's first, full one: in a bench run the probe event became visible 6.3 s after
-    the first publish (at once before)."""
+    encoding 14 % of the worker's time, socket writes 15 %), waiting for Redis nothing."""
     stale: list[int] = []
     retry = set(partitions)
     for _ in range(2):
