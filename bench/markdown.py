@@ -258,9 +258,20 @@ def _recovery(result: dict[str, Any]) -> list[str]:
         f"## Recovery (worker holding {_n(entities)} entities)",
         "",
         *_table(
-            ["case", "stop s", "publishes again s", "new events applied s", "aggregate rebuild s"],
+            [
+                "case",
+                "stop s",
+                "publishes again s",
+                "new events applied s",
+                "aggregate rebuild s (all partitions)",
+            ],
             rows,
         ),
+        "",
+        "Seconds from starting the worker again (`stop s`: how long the old one took to "
+        "stop); `aggregate rebuild`: the worker's time recomputing its aggregates from its "
+        "snapshots, partitions one after another, part of `publishes again`.",
+        "",
     ]
 
 

@@ -206,7 +206,8 @@ def recovery(
             s["last_offset"] >= probes[p] for p, (s, _) in enumerate(fresh)
         ):
             visible = max(at for _, at in fresh) - started
-            rebuild_s = max(s.get("rebuild_seconds", 0.0) for s, _ in fresh)
+            # partitions are rebuilt one after another: the worker stalls for the sum
+            rebuild_s = sum(s.get("rebuild_seconds", 0.0) for s, _ in fresh)
             break
         if process.running_pid(settings, name) is None:
             raise RuntimeError(f"{name} exited during recovery; see its log")

@@ -113,12 +113,31 @@ class PartitionAggregates:
                 self.changed = None
 
     def rebuild(self, contributions: Iterable[Contributions]) -> None:
-        """Recompute from scratch from every entity's contribution."""
-        self.dirty.update(self.shards)
-        self.changed = None
-        self.shards = {}
+        """Recompute from scratch from every entity's contribution.
+
+        Sums into one flat dict, then splits it into shards once: adding each entity
+        through :meth:`_add` (shard, dirty and change tracking per key) was a third of a
+        rebuild, which blocks the worker for about 9 us per entity on every assignment.
+        """
+        total: dict[str, int] = {}
+        get = total.get
         for contribution in contributions:
-            self.replace({}, contribution)
+            for key, n in contribution.items():
+                if type(key) is not str:
+                    key = SEPARATOR.join(key)
+                total[key] = get(key, 0) + n
+        shards: dict[str, dict[str, int]] = {}
+        for key, n in total.items():
+            if n:
+                name = shard_of(key)
+                shard = shards.get(name)
+                if shard is None:
+                    shard = shards[name] = {}
+                shard[key] = n
+        self.dirty.update(self.shards)
+        self.dirty.update(shards)
+        self.changed = None
+        self.shards = shards
 
     def take_dirty(self) -> set[str]:
         """The shards changed since the last call (and forget them)."""

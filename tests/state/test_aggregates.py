@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from state import aggregates
@@ -35,6 +36,33 @@ def test_rebuilding_gives_the_sum_of_the_contributions() -> None:
     agg.replace({}, {key("stale"): 7})
     agg.rebuild([{key("won_count"): 1}, {key("won_count"): 1, key("lost_count"): 1}, {}])
     assert agg.values == {key("won_count"): 2, key("lost_count"): 1}
+
+
+def test_a_rebuild_leaves_the_shards_that_adding_each_contribution_leaves() -> None:
+    """The rebuild sums into one dict and shards it once; the result must be exactly what
+    adding every contribution one by one gives (same shards, no zero entries), and every
+    shard it replaced or filled must be published again."""
+    rnd = random.Random(7)
+    days = ["", "2017-03-01", "2017-03-02", "2017-04-30"]
+    parts = [
+        {
+            f"{rnd.choice(['won_count', 'open_amount'])}|{rnd.choice(days)}|r{rnd.randrange(3)}"
+            f"|||||": rnd.choice([-2, -1, 1, 2])
+            for _ in range(rnd.randrange(4))
+        }
+        for _ in range(400)
+    ]
+    one_by_one = PartitionAggregates()
+    for part in parts:
+        one_by_one.replace({}, part)
+    rebuilt = PartitionAggregates()
+    rebuilt.replace({}, {"stale|2016-01-01|r||||||": 1})
+    rebuilt.take_dirty()
+    rebuilt.rebuild(parts)
+    assert rebuilt.shards == {name: s for name, s in one_by_one.shards.items() if s}
+    assert all(n for shard in rebuilt.shards.values() for n in shard.values())
+    assert rebuilt.take_dirty() == {"2016-01-01", *rebuilt.shards}
+    assert rebuilt.take_changes() is None  # readers re-read every shard
 
 
 def test_published_json_decodes_to_the_same_aggregates() -> None:
