@@ -16,12 +16,14 @@ def worker_command(worker_id: str, loglevel: str) -> None:
     os.environ["SALESPULSE_WORKER_ID"] = worker_id
     from faust import Worker
 
+    from agents import checkpoint
     from agents.app import ensure_changelog_topic
     from agents.events import app  # registers the agent and the timer
     from salespulse.services import allocator
 
     click.echo(f"worker {worker_id}: memory allocator {allocator()}", err=True)
     app.conf.datadir.mkdir(parents=True, exist_ok=True)
+    checkpoint.claim(app.conf.datadir)  # before any recovery touches the snapshots
     ensure_changelog_topic()
     # Most objects a worker allocates die young (decoded events, snapshots); the cyclic
     # collector's default thresholds would scan the long-lived ones thousands of times a

@@ -249,6 +249,7 @@ def _recovery(result: dict[str, Any]) -> list[str]:
             _n(x["first_publish_s"], 2),
             _n(x["probe_visible_s"], 2) if not x["timed_out"] else f"> {x['time_cap_s']:.0f}",
             _n(x["aggregate_rebuild_s"], 3),
+            _aggregates_from(x),
         ]
         for x in result["recovery"].values()
         if x
@@ -263,16 +264,21 @@ def _recovery(result: dict[str, Any]) -> list[str]:
                 "stop s",
                 "publishes again s",
                 "new events applied s",
-                "aggregate rebuild s (all partitions)",
+                "aggregates ready s (all partitions)",
+                "aggregates from",
             ],
             rows,
         ),
-        "",
         "Seconds from starting the worker again (`stop s`: how long the old one took to "
-        "stop); `aggregate rebuild`: the worker's time recomputing its aggregates from its "
-        "snapshots, partitions one after another, part of `publishes again`.",
+        "stop, SIGTERM); `aggregates ready`: the worker's time getting its aggregates, "
+        "partitions one after another, part of `publishes again`: loaded from what the "
+        "graceful stop saved (`agents/checkpoint.py`) or rebuilt from every snapshot.",
         "",
     ]
+
+
+def _aggregates_from(x: dict[str, Any]) -> str:
+    return "checkpoint" if x.get("checkpoint_loads") else "rebuild"
 
 
 def _scaling(result: dict[str, Any]) -> list[str]:

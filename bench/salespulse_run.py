@@ -195,7 +195,7 @@ def recovery(
     if len(probes) != settings.partitions:
         raise RuntimeError(f"probe records not all delivered: {probes}")
     first_publish = visible = None
-    rebuild_s = 0.0
+    rebuild_s, loaded = 0.0, 0
     while time.time() - started < timeout:
         sampler.sample()
         rows = read_stats(client, settings)
@@ -208,6 +208,7 @@ def recovery(
             visible = max(at for _, at in fresh) - started
             # partitions are rebuilt one after another: the worker stalls for the sum
             rebuild_s = sum(s.get("rebuild_seconds", 0.0) for s, _ in fresh)
+            loaded = sum(s.get("checkpoint_loads", 0) for s, _ in fresh)
             break
         if process.running_pid(settings, name) is None:
             raise RuntimeError(f"{name} exited during recovery; see its log")
@@ -218,6 +219,7 @@ def recovery(
         "first_publish_s": None if first_publish is None else round(first_publish, 2),
         "probe_visible_s": None if visible is None else round(visible, 2),
         "aggregate_rebuild_s": None if visible is None else round(rebuild_s, 3),
+        "checkpoint_loads": loaded,  # partitions that took a graceful stop's aggregates
         "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
         "time_cap_s": timeout,
         "timed_out": visible is None,

@@ -139,6 +139,14 @@ class PartitionAggregates:
         self.changed = None
         self.shards = shards
 
+    def load(self, shards: dict[str, dict[str, int]]) -> None:
+        """Take saved shards (what :attr:`shards` held) instead of rebuilding; every
+        shard is published again."""
+        self.dirty.update(self.shards)
+        self.dirty.update(shards)
+        self.changed = None
+        self.shards = shards
+
     def take_dirty(self) -> set[str]:
         """The shards changed since the last call (and forget them)."""
         dirty, self.dirty = self.dirty, set()

@@ -53,7 +53,16 @@ def health_families(view: View) -> Iterator[GaugeMetricFamily]:
         ("events_duplicate", "duplicates", "Events ignored as redelivered or stale."),
         ("dead_letters", "dead_letters", "Records or events routed to the dead-letter topic."),
         ("rebuilds", "rebuilds", "Aggregate rebuilds from the snapshot table."),
-        ("rebuild_seconds", "rebuild_seconds", "Duration of the last aggregate rebuild."),
+        (
+            "checkpoint_loads",
+            "checkpoint_loads",
+            "Aggregates loaded from the checkpoint of a graceful stop instead of rebuilt.",
+        ),
+        (
+            "rebuild_seconds",
+            "rebuild_seconds",
+            "Duration of the last aggregate rebuild (or checkpoint load).",
+        ),
         (
             "recovery_seconds",
             "recovery_seconds",

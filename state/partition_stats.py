@@ -14,7 +14,8 @@ class PartitionStats:
     duplicates: int = 0
     dead_letters: int = 0
     rebuilds: int = 0
-    rebuild_seconds: float = 0.0
+    checkpoint_loads: int = 0  # aggregates taken from a graceful stop's checkpoint instead
+    rebuild_seconds: float = 0.0  # the last rebuild (or checkpoint load)
     recovery_seconds: float = 0.0  # last assignment -> aggregates rebuilt (recovery included)
     restored_records: int = 0  # changelog records copied by the fast restore, since start
     last_offset: int = -1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
+from collections import deque
 from typing import Any
 
 import orjson
@@ -14,6 +15,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from salespulse import services
 from salespulse.stack import process
 from salespulse.stack.topics import partition_ids
+from state.processor import PartitionState
+from state.rules import Rules
 from streams.generator import DemoWorld
 from tests.helpers import await_until, http_json
 
@@ -147,6 +150,53 @@ async def test_worker_restarts_mid_stream_keep_won_revenue_exact(
     # record by Faust's recovery
     stats = pipeline.api("/api/aggregates")["partitions"]
     assert sum(p["stats"]["restored_records"] for p in stats.values()) == changelog > 0
+
+
+def engine_aggregates(settings: Any, events: list[dict[str, Any]]) -> dict[str, int]:
+    """Every aggregate the events give, from an in-process engine (links applied at once)."""
+    assert settings.rules is None
+    rules = Rules(
+        timezone=settings.business_timezone,
+        fiscal_year_start_month=settings.fiscal_year_start_month,
+        reporting_currency=settings.reporting_currency,
+        retention_days=settings.retention_days,
+    )
+    state = PartitionState(rules, {})
+    queue = deque(events)
+    while queue:
+        queue.extend(state.apply(queue.popleft()).links)
+    return {"|".join(key): n for key, n in state.aggregates.values.items()}
+
+
+async def test_a_graceful_restart_loads_saved_aggregates_and_every_aggregate_stays_exact(
+    pipeline_factory: Any,
+) -> None:
+    """SIGTERM: the worker saves its aggregates (agents/checkpoint.py); the next start takes
+    them instead of rebuilding, and goes on from them to exactly the engine's figures."""
+    pipeline = pipeline_factory("checkpoint", collector_port=18106)
+    pipeline.start_worker("1")
+    pipeline.start_collector()
+    events = historical_events(6000, seed=5)
+
+    async def converge_all(upto: int) -> None:
+        expected = engine_aggregates(pipeline.settings, events[:upto])
+        await await_until(
+            lambda: pipeline.api("/api/aggregates")["aggregates"] == expected,
+            timeout=120,
+            interval=0.5,
+            what="every aggregate == engine",
+        )
+
+    await pipeline.produce(events[:4000])
+    await converge_all(4000)
+    pipeline.kill_worker("1", signal.SIGTERM)
+    saved = sorted((pipeline.settings.home / "workers" / "1" / "aggregates-checkpoint").iterdir())
+    assert [p.name for p in saved] == [f"partition-{p}.json" for p in range(4)]
+    pipeline.start_worker("1")
+    await pipeline.produce(events[4000:])
+    await converge_all(6000)
+    stats = [p["stats"] for p in pipeline.api("/api/aggregates")["partitions"].values()]
+    assert [(s["checkpoint_loads"], s["rebuilds"]) for s in stats] == [(1, 0)] * 4
 
 
 async def _topic_records(settings: Any, topic: str) -> int:

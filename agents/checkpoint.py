@@ -1,0 +1,123 @@
+"""Aggregates saved at a graceful stop, so that a restart need not rebuild them.
+
+Rebuilding a partition's aggregates reads and recomputes every snapshot (about 7-9 us per
+entity: most of a restart at 10^6 entities, a minute and more at 10^7). A worker that
+stops gracefully has drained its snapshot writes into RocksDB, so its aggregates are then
+exactly the sum of what RocksDB holds at its persisted changelog offset; it saves them
+with that offset. The next start uses them only if nothing can differ:
+
+* RocksDB's persisted offset is the saved one (every write to RocksDB, ours, the fast
+  restore's and Faust's recovery, moves it; a lost or replaced store does not have it);
+* the *fingerprint* is the same: the rules, the retention cutoff they give today, and the
+  engine's code (``state/*.py``), which decide each snapshot's contribution;
+* the file is whole (written to a temporary file, then renamed).
+
+A stop saves into ``aggregates-checkpoint/`` of the worker's data directory; the next
+start claims that directory before anything else (renames it, dropping what an earlier
+start left unclaimed), and a file is read at most once. So only the start right after the
+stop can use it, and a crash later cannot bring back aggregates older than the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import state
+from state.rules import Rules
+
+log = logging.getLogger(__name__)
+FORMAT = 1
+Shards = dict[str, dict[str, int]]
+
+
+def fingerprint(rules: Rules) -> str:
+    """What a snapshot's contribution depends on besides the snapshot itself."""
+    digest = hashlib.sha256()
+    digest.update(
+        orjson.dumps(dataclasses.asdict(rules), default=sorted, option=orjson.OPT_SORT_KEYS)
+    )
+    digest.update(str(rules.retention_cutoff).encode())
+    for path in sorted(Path(state.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def saved_dir(datadir: Path) -> Path:
+    """Where a graceful stop saves the aggregates."""
+    return datadir / "aggregates-checkpoint"
+
+
+def claimed_dir(datadir: Path) -> Path:
+    """Where this start reads them from (see :func:`claim`)."""
+    return datadir / "aggregates-checkpoint.claimed"
+
+
+def claim(datadir: Path) -> None:
+    """At a worker's start: make the last stop's checkpoint this start's, once."""
+    shutil.rmtree(claimed_dir(datadir), ignore_errors=True)
+    if saved_dir(datadir).exists():
+        saved_dir(datadir).rename(claimed_dir(datadir))
+
+
+def path_for(directory: Path, partition: int) -> Path:
+    """The checkpoint file of ``partition``."""
+    return directory / f"partition-{partition}.json"
+
+
+def save(directory: Path, partition: int, offset: bytes | None, mark: str, shards: Shards) -> int:
+    """Write a partition's aggregates (at RocksDB's persisted ``offset``); returns bytes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    body = {
+        "format": FORMAT,
+        "fingerprint": mark,
+        "offset": None if offset is None else offset.decode(),
+        "shards": shards,
+    }
+    data = orjson.dumps(body)
+    path = path_for(directory, partition)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.rename(path)
+    return len(data)
+
+
+def take(directory: Path, partition: int, offset: bytes | None, mark: str) -> Shards | None:
+    """The saved aggregates of ``partition`` if they match RocksDB's persisted ``offset``
+    and the fingerprint ``mark``, else None; the file is removed either way."""
+    path = path_for(directory, partition)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    path.unlink(missing_ok=True)
+    try:
+        body: Any = orjson.loads(data)
+        shards, saved = body["shards"], body["offset"]
+        valid = (
+            body["format"] == FORMAT
+            and body["fingerprint"] == mark
+            and saved == (None if offset is None else offset.decode())
+            and isinstance(shards, dict)
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        log.warning(
+            "partition %d: unreadable aggregates checkpoint (%s); rebuilding", partition, exc
+        )
+        return None
+    if not valid:
+        log.info(
+            "partition %d: aggregates checkpoint does not match the store; rebuilding", partition
+        )
+        return None
+    return shards  # type: ignore[no-any-return]

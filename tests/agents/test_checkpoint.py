@@ -1,0 +1,81 @@
+"""Aggregates saved at a graceful stop: used only when nothing can differ from a rebuild."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from agents import checkpoint
+from state.processor import PartitionState
+from state.rules import Rules
+from tests.state.strategies import event_factory
+
+SHARDS = {"2017-03-01": {"won_count|2017-03-01|ann|||||": 2}, "": {"open_count||bob|||||": 1}}
+
+
+def test_a_saved_checkpoint_is_taken_once_at_the_same_offset_and_fingerprint(
+    tmp_path: Path,
+) -> None:
+    checkpoint.save(tmp_path, 3, b"41", "fp", SHARDS)
+    assert checkpoint.take(tmp_path, 3, b"41", "fp") == SHARDS
+    assert checkpoint.take(tmp_path, 3, b"41", "fp") is None  # read at most once
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_checkpoint_of_another_offset_fingerprint_or_an_empty_store_is_dropped(
+    tmp_path: Path,
+) -> None:
+    for offset, mark in ((b"42", "fp"), (b"41", "other"), (None, "fp")):
+        checkpoint.save(tmp_path, 0, b"41", "fp", SHARDS)
+        assert checkpoint.take(tmp_path, 0, offset, mark) is None
+        assert not checkpoint.path_for(tmp_path, 0).exists()
+    checkpoint.save(tmp_path, 0, None, "fp", {})  # a store nothing was ever written to
+    assert checkpoint.take(tmp_path, 0, None, "fp") == {}
+
+
+def test_a_torn_or_foreign_file_is_dropped(tmp_path: Path) -> None:
+    path = checkpoint.path_for(tmp_path, 1)
+    for data in (b'{"format": 1, "fingerprint": "fp", "offs', b"[]", b'{"format": 2}'):
+        path.write_bytes(data)
+        assert checkpoint.take(tmp_path, 1, b"7", "fp") is None
+        assert not path.exists()
+
+
+def test_only_the_start_right_after_the_stop_can_use_it(tmp_path: Path) -> None:
+    saved, claimed = checkpoint.saved_dir(tmp_path), checkpoint.claimed_dir(tmp_path)
+    checkpoint.save(saved, 0, b"5", "fp", SHARDS)
+    checkpoint.save(saved, 1, b"9", "fp", SHARDS)
+    checkpoint.claim(tmp_path)  # the next start
+    assert not saved.exists()
+    assert checkpoint.take(claimed, 0, b"5", "fp") == SHARDS
+    checkpoint.claim(tmp_path)  # a later start (say after a crash): partition 1's is gone
+    assert checkpoint.take(claimed, 1, b"9", "fp") is None
+
+
+def test_the_fingerprint_follows_the_rules() -> None:
+    rules = Rules()
+    assert checkpoint.fingerprint(rules) == checkpoint.fingerprint(Rules())
+    for change in (
+        {"timezone": "Europe/Paris"},
+        {"stage_probability": {"demo": 0.5}},
+        {"qualified_lead_stages": frozenset({"sql"})},
+        {"retention_days": 30},
+    ):
+        assert checkpoint.fingerprint(dataclasses.replace(rules, **change)) != (
+            checkpoint.fingerprint(rules)
+        ), change
+
+
+def test_loaded_aggregates_publish_like_rebuilt_ones(tmp_path: Path) -> None:
+    """What a restart loads is what it saved: the same shards, all of them published."""
+    ps = PartitionState(Rules(), {})
+    ps.apply(event_factory("deal", "D1", status="won", amount=10, closed_at="2017-03-01"))
+    ps.apply(event_factory("deal", "D2", stage="demo", amount=7, expected_close="2017-04-02"))
+    checkpoint.save(tmp_path, 0, b"1", "fp", ps.aggregates.shards)
+    loaded = PartitionState(Rules(), ps.store)
+    loaded.aggregates.load(checkpoint.take(tmp_path, 0, b"1", "fp") or {})
+    rebuilt = PartitionState(Rules(), ps.store)
+    rebuilt.rebuild()
+    assert loaded.aggregates.values == rebuilt.aggregates.values == ps.aggregates.values
+    assert loaded.aggregates.take_dirty() == set(rebuilt.aggregates.shards)
+    assert loaded.aggregates.take_changes() is None
