@@ -236,9 +236,21 @@ def _latency(result: dict[str, Any]) -> list[str]:
             for run in result["latency"]
             if (q := run.get("machine_quiet_before"))
         )
-        + ".",
+        + "."
+        + _warm_up(result["latency"]),
         "",
     ]
+
+
+def _warm_up(runs: list[dict[str, Any]]) -> str:
+    took = [f"{_n(r['producer_warm_up_s'], 2)} s" for r in runs if "producer_warm_up_s" in r]
+    if not took:
+        return ""
+    return (
+        " The clock starts once the harness's new producer has delivered a warm-up event to "
+        f"each partition (its connection, metadata and producer id: {', '.join(took)}); "
+        "counted, that start held the first probes in the harness and set the p99."
+    )
 
 
 def _recovery(result: dict[str, Any]) -> list[str]:
