@@ -60,10 +60,13 @@ def claimed_dir(datadir: Path) -> Path:
     return datadir / "aggregates-checkpoint.claimed"
 
 
-def claim(datadir: Path) -> None:
-    """At a worker's start: make the last stop's checkpoint this start's, once."""
+def claim(datadir: Path, use: bool = True) -> None:
+    """At a worker's start: make the last stop's checkpoint this start's, once (or, with
+    ``use`` false, drop it: every partition is rebuilt)."""
     shutil.rmtree(claimed_dir(datadir), ignore_errors=True)
-    if saved_dir(datadir).exists():
+    if not use:
+        shutil.rmtree(saved_dir(datadir), ignore_errors=True)
+    elif saved_dir(datadir).exists():
         saved_dir(datadir).rename(claimed_dir(datadir))
 
 

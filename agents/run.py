@@ -11,7 +11,13 @@ import click
 @click.command("worker")
 @click.option("--worker-id", default="1", show_default=True, help="Names the local state dir.")
 @click.option("--loglevel", default="info", show_default=True)
-def worker_command(worker_id: str, loglevel: str) -> None:
+@click.option(
+    "--rebuild-aggregates",
+    is_flag=True,
+    help="Rebuild every partition's aggregates from the snapshots, ignoring what the last "
+    "graceful stop saved.",
+)
+def worker_command(worker_id: str, loglevel: str, rebuild_aggregates: bool) -> None:
     """Run a worker: consume CRM events, maintain KPI state, publish aggregates."""
     os.environ["SALESPULSE_WORKER_ID"] = worker_id
     from faust import Worker
@@ -23,7 +29,7 @@ def worker_command(worker_id: str, loglevel: str) -> None:
 
     click.echo(f"worker {worker_id}: memory allocator {allocator()}", err=True)
     app.conf.datadir.mkdir(parents=True, exist_ok=True)
-    checkpoint.claim(app.conf.datadir)  # before any recovery touches the snapshots
+    checkpoint.claim(app.conf.datadir, use=not rebuild_aggregates)  # before any recovery
     ensure_changelog_topic()
     # Most objects a worker allocates die young (decoded events, snapshots); the cyclic
     # collector's default thresholds would scan the long-lived ones thousands of times a

@@ -52,6 +52,13 @@ def test_only_the_start_right_after_the_stop_can_use_it(tmp_path: Path) -> None:
     assert checkpoint.take(claimed, 1, b"9", "fp") is None
 
 
+def test_a_start_told_to_rebuild_drops_the_checkpoint(tmp_path: Path) -> None:
+    checkpoint.save(checkpoint.saved_dir(tmp_path), 0, b"5", "fp", SHARDS)
+    checkpoint.claim(tmp_path, use=False)
+    assert not checkpoint.saved_dir(tmp_path).exists()
+    assert checkpoint.take(checkpoint.claimed_dir(tmp_path), 0, b"5", "fp") is None
+
+
 def test_the_fingerprint_follows_the_rules() -> None:
     rules = Rules()
     assert checkpoint.fingerprint(rules) == checkpoint.fingerprint(Rules())
