@@ -8,8 +8,12 @@ with that offset. The next start uses them only if nothing can differ:
 
 * RocksDB's persisted offset is the saved one (every write to RocksDB, ours, the fast
   restore's and Faust's recovery, moves it; a lost or replaced store does not have it);
-* the *fingerprint* is the same: the rules, the retention cutoff they give today, and the
-  engine's code (``state/*.py``), which decide each snapshot's contribution;
+* the *fingerprint* is the same: the rules and the engine's code (``state/*.py``), which
+  decide each snapshot's contribution;
+* the retention cutoff (the first day kept, which moves with the date) is the saved one
+  or later: contributions leave out each key of a day before the cutoff, key by key, so
+  the aggregates under a later cutoff are the saved ones without the day shards before
+  it (a worker that ran for days is restarted with a later cutoff than it started with);
 * the file is whole (written to a temporary file, then renamed).
 
 A stop saves into ``aggregates-checkpoint/`` of the worker's data directory; the next
@@ -44,7 +48,6 @@ def fingerprint(rules: Rules) -> str:
     digest.update(
         orjson.dumps(dataclasses.asdict(rules), default=sorted, option=orjson.OPT_SORT_KEYS)
     )
-    digest.update(str(rules.retention_cutoff).encode())
     for path in sorted(Path(state.__file__).parent.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
@@ -75,13 +78,22 @@ def path_for(directory: Path, partition: int) -> Path:
     return directory / f"partition-{partition}.json"
 
 
-def save(directory: Path, partition: int, offset: bytes | None, mark: str, shards: Shards) -> int:
-    """Write a partition's aggregates (at RocksDB's persisted ``offset``); returns bytes."""
+def save(
+    directory: Path,
+    partition: int,
+    offset: bytes | None,
+    mark: str,
+    cutoff: str | None,
+    shards: Shards,
+) -> int:
+    """Write a partition's aggregates (at RocksDB's persisted ``offset``, computed with the
+    retention ``cutoff``); returns the bytes written."""
     directory.mkdir(parents=True, exist_ok=True)
     body = {
         "format": FORMAT,
         "fingerprint": mark,
         "offset": None if offset is None else offset.decode(),
+        "cutoff": cutoff,
         "shards": shards,
     }
     data = orjson.dumps(body)
@@ -95,9 +107,12 @@ def save(directory: Path, partition: int, offset: bytes | None, mark: str, shard
     return len(data)
 
 
-def take(directory: Path, partition: int, offset: bytes | None, mark: str) -> Shards | None:
+def take(
+    directory: Path, partition: int, offset: bytes | None, mark: str, cutoff: str | None
+) -> Shards | None:
     """The saved aggregates of ``partition`` if they match RocksDB's persisted ``offset``
-    and the fingerprint ``mark``, else None; the file is removed either way."""
+    and the fingerprint ``mark``, as they are under the retention ``cutoff``; else None.
+    The file is removed either way."""
     path = path_for(directory, partition)
     try:
         data = path.read_bytes()
@@ -106,11 +121,12 @@ def take(directory: Path, partition: int, offset: bytes | None, mark: str) -> Sh
     path.unlink(missing_ok=True)
     try:
         body: Any = orjson.loads(data)
-        shards, saved = body["shards"], body["offset"]
+        shards, saved, was = body["shards"], body["offset"], body["cutoff"]
         valid = (
             body["format"] == FORMAT
             and body["fingerprint"] == mark
             and saved == (None if offset is None else offset.decode())
+            and (was == cutoff or (was is not None and cutoff is not None and was < cutoff))
             and isinstance(shards, dict)
         )
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
@@ -123,4 +139,6 @@ def take(directory: Path, partition: int, offset: bytes | None, mark: str) -> Sh
             "partition %d: aggregates checkpoint does not match the store; rebuilding", partition
         )
         return None
+    if cutoff is not None and was != cutoff:  # only day shards of days now dropped go
+        shards = {day: shard for day, shard in shards.items() if not day or day >= cutoff}
     return shards  # type: ignore[no-any-return]

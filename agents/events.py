@@ -72,7 +72,9 @@ def _fresh_state(partition: int) -> PartitionState:
     store = PartitionStore(snapshots, partition)
     state = PartitionState(rules, store)
     part_stats = stats[partition]
-    saved = checkpoint.take(CHECKPOINTS, partition, store.db.get(OFFSET_KEY), _fingerprint())
+    saved = checkpoint.take(
+        CHECKPOINTS, partition, store.db.get(OFFSET_KEY), _fingerprint(), rules.retention_cutoff
+    )
     if saved is None:
         state.rebuild()
         part_stats.rebuilds += 1
@@ -224,6 +226,7 @@ async def save_aggregates(app: Any, **kwargs: Any) -> None:
                 partition,
                 offset,
                 _fingerprint(),
+                rules.retention_cutoff,
                 state.aggregates.shards,
             )
         except Exception as exc:
