@@ -134,14 +134,11 @@ class PartitionAggregates:
                 if shard is None:
                     shard = shards[name] = {}
                 shard[key] = n
-        self.dirty.update(self.shards)
-        self.dirty.update(shards)
-        self.changed = None
-        self.shards = shards
+        self.load(shards)
 
     def load(self, shards: dict[str, dict[str, int]]) -> None:
-        """Take saved shards (what :attr:`shards` held) instead of rebuilding; every
-        shard is published again."""
+        """Take these shards (a rebuild's, or saved ones: what :attr:`shards` held) in
+        place of the current ones; every shard is published again."""
         self.dirty.update(self.shards)
         self.dirty.update(shards)
         self.changed = None
