@@ -27,7 +27,7 @@ from faust.types import TP
 from agents import checkpoint
 from agents.app import app, dead_letter_topic, events_topic, settings, snapshots, worker_id
 from agents.restore import restored
-from agents.store import OFFSET_KEY, PartitionStore
+from agents.store import PartitionStore
 from state.pacing import LastPublish, publish_due
 from state.partition_stats import PartitionStats
 from state.processor import PartitionState
@@ -49,20 +49,14 @@ BEHIND_SWITCH_INTERVAL_S = 0.005  # Python's default
 _last_publish: LastPublish | None = None
 _redis: aioredis.Redis | None = None
 _assigned_at: dict[int, float] = {}  # partition -> when the last rebalance assigned it
-CHECKPOINTS = checkpoint.claimed_dir(app.conf.datadir)  # see agents.run
-_mark: str | None = None  # checkpoint fingerprint of these rules and this code
+CLAIMED = checkpoint.claimed_dir(app.conf.datadir)  # this start's (agents.run claims it)
+SAVED = checkpoint.saved_dir(app.conf.datadir)  # where a graceful stop saves
+FINGERPRINT = checkpoint.fingerprint(rules)  # of these rules and this engine code
 
 
 def assigned_partitions() -> set[int]:
     """Partitions of the events topic this worker owns now."""
     return {tp.partition for tp in app.consumer.assignment() if tp.topic == events_topic.topics[0]}
-
-
-def _fingerprint() -> str:
-    global _mark
-    if _mark is None:
-        _mark = checkpoint.fingerprint(rules)
-    return _mark
 
 
 def _fresh_state(partition: int) -> PartitionState:
@@ -73,7 +67,7 @@ def _fresh_state(partition: int) -> PartitionState:
     state = PartitionState(rules, store)
     part_stats = stats[partition]
     saved = checkpoint.take(
-        CHECKPOINTS, partition, store.db.get(OFFSET_KEY), _fingerprint(), rules.retention_cutoff
+        CLAIMED, partition, store.persisted_offset(), FINGERPRINT, rules.retention_cutoff
     )
     if saved is None:
         state.rebuild()
@@ -220,12 +214,11 @@ async def save_aggregates(app: Any, **kwargs: Any) -> None:
             log.warning("partition %d: snapshot writes pending; aggregates not saved", partition)
             continue
         try:
-            offset = store.db.get(OFFSET_KEY)  # type: ignore[attr-defined]
             saved += checkpoint.save(
-                checkpoint.saved_dir(app.conf.datadir),
+                SAVED,
                 partition,
-                offset,
-                _fingerprint(),
+                store.persisted_offset(),  # type: ignore[attr-defined]
+                FINGERPRINT,
                 rules.retention_cutoff,
                 state.aggregates.shards,
             )

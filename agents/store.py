@@ -61,6 +61,10 @@ class PartitionStore(MutableMapping[str, Snapshot]):
     def db(self) -> Any:
         return self.table.data._db_for_partition(self.partition)
 
+    def persisted_offset(self) -> bytes | None:
+        """The changelog offset RocksDB holds this partition's snapshots at (None: none)."""
+        return self.db.get(OFFSET_KEY)  # type: ignore[no-any-return]
+
     def _raw(self, kb: bytes) -> bytes | None:
         # in_flight holds every unsent write; recent and older only persisted values
         raw = self.in_flight.get(kb) or self.recent.get(kb) or self.older.get(kb)
