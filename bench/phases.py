@@ -217,14 +217,20 @@ def scaling_phase(
         _topics(s, [s.topic_events, s.topic_dead_letters])
         timings = produce_workload(s.kafka_bootstrap, work, [target], max_events=events)
         wid = f"{tag}-s{entities}"
+        profiler = _Profiler(plan.profile_dir, wid)
         try:
-            ours = sp.throughput(s, wid, target.ends, events, plan.scale_time_cap)
+            ours = sp.throughput(
+                s, wid, target.ends, events, plan.scale_time_cap, on_start=profiler.start
+            )
         finally:
+            profile = profiler.finish()
             kill(s, f"worker-{wid}")
             shutil.rmtree(sp.worker_dir(s, wid), ignore_errors=True)
             delete_topics(s.kafka_bootstrap, f"bench-{tag}-s{entities}")
         row = _scale_row(entities, work.created, events, ours, plan.scale_time_cap)
         row["workload_capped"] = events < natural
+        if profile:
+            row["profile"] = profile
         row["generate_events_per_s"] = timings.as_dict(events)["generate_events_per_s"]
         out.append(row)
         log.info("scaling: %s", row)
@@ -256,7 +262,7 @@ def _scale_row(
 
 
 class _Profiler:
-    """py-spy sampling of the SalesPulse worker during the main run (``--profile``)."""
+    """py-spy sampling of a SalesPulse worker during a throughput run (``--profile``)."""
 
     def __init__(self, out_dir: Path | None, tag: str) -> None:
         self.out_dir, self.tag = out_dir, tag

@@ -121,7 +121,7 @@ def _ints(text: str | None) -> list[int] | None:
 @click.option("--quix-commit-interval", type=float, help="Quix checkpoint interval [1.0].")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--skip", help="Comma list of: raw,quix,obvious,recovery,latency,scaling.")
-@click.option("--profile", is_flag=True, help="py-spy the SalesPulse worker (main run).")
+@click.option("--profile", is_flag=True, help="py-spy the worker (main, scaling runs).")
 @click.option("--keep-stack", is_flag=True, help="Leave the bench stack running.")
 @click.option("--render", type=click.Path(exists=True), help="Only render BENCHMARKS.md.")
 def main(render: str | None, keep_stack: bool, profile: bool, **options: Any) -> None:
