@@ -8,6 +8,17 @@ import os
 import click
 
 
+def tune_collector() -> None:
+    """Tune Python's cyclic garbage collector for a worker (also used by ``bench.engine``).
+
+    Most objects a worker allocates die young (decoded events, snapshots); the default
+    thresholds would scan the long-lived ones thousands of times a second. Freeze what
+    imports created and collect the young generation less often.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
 @click.command("worker")
 @click.option("--worker-id", default="1", show_default=True, help="Names the local state dir.")
 @click.option("--loglevel", default="info", show_default=True)
@@ -31,11 +42,7 @@ def worker_command(worker_id: str, loglevel: str, rebuild_aggregates: bool) -> N
     app.conf.datadir.mkdir(parents=True, exist_ok=True)
     checkpoint.claim(app.conf.datadir, use=not rebuild_aggregates)  # before any recovery
     ensure_changelog_topic()
-    # Most objects a worker allocates die young (decoded events, snapshots); the cyclic
-    # collector's default thresholds would scan the long-lived ones thousands of times a
-    # second. Freeze what imports created and collect the young generation less often.
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    tune_collector()
 
     worker = Worker(app, loglevel=loglevel)
     # Faust's terminal spinner sets the root logger to DEBUG so that it spins on every log

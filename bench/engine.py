@@ -8,8 +8,8 @@ event to its partition's :class:`state.processor.PartitionState`, write snapshot
 link facts to their partitions as batch records, applied right after their source record.
 
 Reports CPU microseconds per CRM event (``time.process_time``; the minimum of
-``--repeat`` runs, each on fresh state and cold caches), and with ``--profile`` a
-cProfile top 20.
+``--repeat`` runs, each on fresh state and cold caches, with the worker's garbage
+collector settings), and with ``--profile`` a cProfile top 20.
 
     python -m bench.engine --events 200000 [--profile]
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import pstats
 import sys
@@ -28,6 +29,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from agents.run import tune_collector
 from agents.store import PartitionStore
 from bench.records import batch_records
 from bench.workload import Workload, WorkloadConfig
@@ -126,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rules = Rules.load(RULES_PATH)
     records, events = build_records(args.events, args.seed, args.partitions)
+    gc.collect()
+    tune_collector()  # as the worker: what the workload built is frozen like its imports
     seconds, counts = measure(records, rules, args.partitions, args.repeat)
     print(f"{events} events in {len(records)} records; outcomes {counts}")
     print(f"engine: {seconds * 1e6 / events:.2f} us/event CPU (min of {args.repeat})")

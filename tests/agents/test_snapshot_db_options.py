@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from faust.stores.rocksdb import RocksDBOptions
 
@@ -57,5 +58,20 @@ def test_the_snapshot_table_store_opens_partitions_with_these_options(tmp_path: 
     assert isinstance(store, RestoringStore)
     assert isinstance(store.rocksdb_options, SnapshotDBOptions)
     assert store.rocksdb_options.write_buffer_size == SNAPSHOT_DB_OPTIONS["write_buffer_size"]
-    store._db_for_partition(0).put(b"k", b"v")
+    db = store._db_for_partition(0)
+    db.put(b"k", b"v")
     assert _options_file(store.partition_path(0))["allow_mmap_reads"] == "true"
+    assert _bloom_bits_per_key(db) >= 9.5  # not Faust's 3
+
+
+def _bloom_bits_per_key(db: Any) -> float:
+    """Bits per key of the bloom filter in a table file written of 20,000 keys."""
+    for i in range(20_000):
+        db.put(f"deal:{i}".encode(), b"{}")
+    db.flush()
+    props = dict(
+        part.strip().split("=", 1)
+        for part in db.property_value("rocksdb.aggregated-table-properties").split(";")
+        if "=" in part
+    )
+    return int(props["filter block size"]) * 8 / int(props["# entries for filter"])
