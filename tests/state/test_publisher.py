@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 
 from salespulse.config import Settings
 from salespulse.stack import process
@@ -25,6 +26,7 @@ from state.partition_stats import PartitionStats
 from state.publisher import (
     SHARD_PREFIX,
     SHARD_WRITE_EVERY,
+    ChunkedWrites,
     partition_key,
     publish_partitions,
     publisher_client,
@@ -202,3 +204,43 @@ async def test_a_publish_outlasts_a_redis_pause_longer_than_two_seconds(
         os.kill(pid, signal.SIGCONT)
         await client.aclose()
     assert await redis_client.hget(partition_key(prefix, 0), "owner") == b"w"
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme_class"),
+    [
+        ("redis://localhost:1/0", Connection),
+        ("rediss://localhost:1/0", SSLConnection),
+        ("unix:///tmp/redis.sock", UnixDomainSocketConnection),
+    ],
+)
+def test_the_publisher_client_writes_chunk_by_chunk_over_the_urls_connection_class(
+    url: str, scheme_class: type
+) -> None:
+    client = publisher_client(url)
+    connection_class = client.connection_pool.connection_class
+    assert issubclass(connection_class, ChunkedWrites)
+    assert issubclass(connection_class, scheme_class)  # TLS and Unix sockets kept
+
+
+async def test_a_publish_of_a_backfills_size_arrives_whole(
+    stack_settings: Settings, redis_client: Any
+) -> None:
+    """About 40 MB of day shards in one publish, sent chunk by chunk, read back equal."""
+    prefix = stack_settings.redis_key_prefix
+    aggs, stats = PartitionAggregates(), PartitionStats()
+    days = [f"2024-{m:02d}-{d:02d}" for m in range(1, 13) for d in range(1, 29)]
+    aggs.rebuild(
+        {f"won_amount|{day}|Rep {r}|Team {r % 40}|East|Plus|web|": r + 1 for r in range(2500)}
+        for day in days
+    )
+    client = publisher_client(stack_settings.redis_url)
+    try:
+        assert await publish_partitions(client, prefix, "w", {0: (aggs, stats)}, 1) == []
+    finally:
+        await client.aclose()
+    fields = await redis_client.hgetall(partition_key(prefix, 0))
+    shards = {k: v for k, v in fields.items() if k.startswith(SHARD_PREFIX.encode())}
+    assert sum(len(v) for v in shards.values()) > 40 * 2**20
+    published = sum_aggregates(aggregates.decode_aggregates(v) for v in shards.values())
+    assert published == aggs.values
