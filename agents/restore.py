@@ -101,10 +101,11 @@ class SnapshotDBOptions(RocksDBOptions):  # type: ignore[misc]
 
     Most snapshot reads at 10^6 entities and more miss the block cache: a read then copies
     the block from the OS page cache with a system call. Mapping the table files avoids
-    the call and the copy: a read of a present key (random values) took 22.2 -> 13.7 us at 2.5 M
-    keys per partition (what 10^7 entities put in each of 4), 7.3 -> 5.3 at 250,000
-    (`python -m bench.rocksdb_reads --keys N`). Mapped pages count in the worker's RSS
-    as file-backed memory, which the kernel reclaims under pressure like any page cache.
+    the call and the copy: a read of a present key took 21.7 -> 19.6 us at 2.5 M keys per
+    partition (what 10^7 entities put in each of 4), 7.4 -> 6.8 at 250,000, both with
+    Faust's 3-bit bloom filters (`python -m bench.rocksdb_reads --keys N`). Mapped pages
+    count in the worker's RSS as file-backed memory, which the kernel reclaims under
+    pressure like any page cache.
     """
 
     def as_options(self) -> Any:

@@ -13,8 +13,10 @@ def tune_collector() -> None:
 
     Most objects a worker allocates die young (decoded events, snapshots); the default
     thresholds would scan the long-lived ones thousands of times a second. Freeze what
-    imports created and collect the young generation less often.
+    survives start-up (imports; in ``bench.engine`` the workload) and collect the young
+    generation less often.
     """
+    gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import io
 import pstats
 import sys
@@ -128,7 +127,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rules = Rules.load(RULES_PATH)
     records, events = build_records(args.events, args.seed, args.partitions)
-    gc.collect()
     tune_collector()  # as the worker: what the workload built is frozen like its imports
     seconds, counts = measure(records, rules, args.partitions, args.repeat)
     print(f"{events} events in {len(records)} records; outcomes {counts}")

@@ -64,6 +64,12 @@ def link_record(target: str, source: str, token: list[Any], value: Any) -> dict[
     }
 
 
+def _pop(newer: dict[str, Any], older: dict[str, Any], key: str) -> Any:
+    """Take ``key``'s value out of a two-generation cache (None if in neither)."""
+    found = newer.pop(key, None)
+    return older.pop(key, None) if found is None else found
+
+
 def _validation_reason(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "event"
@@ -136,9 +142,7 @@ class PartitionState:
             if not self._swap(entity, key, old, new, outcome):
                 return outcome
             if entity == "deal":
-                known = self._targets.pop(key, None)
-                if known is None:
-                    known = self._older_targets.pop(key, None)
+                known = _pop(self._targets, self._older_targets, key)
                 before = link_targets(old, self.rules.calendar) if known is None else known
         if entity == "deal":
             after = link_targets(new, self.rules.calendar)
@@ -159,14 +163,12 @@ class PartitionState:
         except Exception as exc:  # any value it cannot compute: a dead letter, never a crash
             outcome.status, outcome.reason = "invalid", f"fields: {exc}"
             return False
-        cache = self._cache
-        old_part = cache.pop(key, None)
+        old_part = _pop(self._cache, self._older, key)
         if old_part is None:
-            old_part = self._older.pop(key, None)
-            if old_part is None:
-                old_part = contributions(entity, old, self.rules)
+            old_part = contributions(entity, old, self.rules)
         self.aggregates.replace(old_part, new_part)
         self.store[key] = new
+        cache = self._cache
         if len(cache) >= self._generation:
             self._older, cache = cache, {}
             self._cache = cache
