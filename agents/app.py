@@ -111,7 +111,8 @@ snapshots = app.tables.add(
         key_type=bytes,
         value_type=bytes,
         help="Per-entity snapshots (last-writer-wins per field), keyed by entity key.",
-        options=dict(SNAPSHOT_DB_OPTIONS),  # Faust takes keys out of the dict it is given
+        # Faust takes keys out of the dict it is given
+        options={**SNAPSHOT_DB_OPTIONS, "compression": settings.snapshot_compression},
         # Recovery applies the changelog in large batches; compaction keeps it near one
         # record per entity so losing local state costs a read of the live entities only.
         recovery_buffer_size=10_000,

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
-from rocksdict import WriteBatch
+from rocksdict import DBCompressionType, WriteBatch, WriteOptions
 
 from salespulse.config import get_settings
 
@@ -86,32 +86,64 @@ async def restore_partition(db: Any, offset_key: bytes, tp: TP, bootstrap: str) 
 # With 10 bits (1 in 100, RocksDB's usual choice; 0.9 byte more per key) a read of a
 # present key took 19.6 -> 11.0 us at 2.5 M keys of snapshot-like JSON (one
 # partition's at 10^7 entities), 6.8 -> 5.8 at 250,000 (`bench.rocksdb_reads`).
-SNAPSHOT_DB_OPTIONS = {
+# ``compression`` is ours (:class:`SnapshotDBOptions`; the setting
+# ``SALESPULSE_SNAPSHOT_COMPRESSION``).
+SNAPSHOT_DB_OPTIONS: dict[str, Any] = {
     "write_buffer_size": 16 * MIB,
     "max_write_buffer_number": 2,
     "target_file_size_base": 16 * MIB,
     "block_cache_size": 64 * MIB,
     "block_cache_compressed_size": 0,
     "bloom_filter_size": 10,
+    "compression": "none",
+}
+COMPRESSION = {
+    "none": DBCompressionType.none,
+    "snappy": DBCompressionType.snappy,
+    "lz4": DBCompressionType.lz4,
+    "zstd": DBCompressionType.zstd,
 }
 
 
 class SnapshotDBOptions(RocksDBOptions):  # type: ignore[misc]
-    """Faust's RocksDB options (rocksdict) with memory-mapped reads.
+    """Faust's RocksDB options (rocksdict) with memory-mapped reads, a chosen compression
+    and no write-ahead log.
 
-    Most snapshot reads at 10^6 entities and more miss the block cache: a read then copies
-    the block from the OS page cache with a system call. Mapping the table files avoids
-    the call and the copy: a read of a present key took 21.7 -> 19.6 us at 2.5 M keys per
-    partition (what 10^7 entities put in each of 4), 7.4 -> 6.8 at 250,000, both with
-    Faust's 3-bit bloom filters (`python -m bench.rocksdb_reads --keys N`). Mapped pages
-    count in the worker's RSS as file-backed memory, which the kernel reclaims under
-    pressure like any page cache.
+    * Mapped reads: most snapshot reads at 10^6 entities and more miss the block cache; a
+      read then copies the block from the OS page cache with a system call. Mapping the
+      table files avoids the call and the copy (21.7 -> 19.6 us per read of a present key
+      at 2.5 M keys per partition, what 10^7 entities put in each of 4, with Faust's
+      3-bit bloom filters). Mapped pages count in the worker's RSS as file-backed memory,
+      which the kernel reclaims under pressure like any page cache.
+    * Compression (``compression``: none, snappy, lz4 or zstd; default none): a backfill
+      reads random snapshots while it writes, and RocksDB compresses every byte again in
+      each compaction. A DB growing to 2.5 M snapshot-like values under the worker's write
+      pattern (`python -m bench.rocksdb_reads --growing`): reads 11-14 -> 8 us and the
+      process's CPU (writes, reads, compactions) -25 % without compression; about 3.5x
+      the disk (JSON snapshots compress well).
+    * No write-ahead log: every write is a batch of snapshots with the changelog offset
+      they came from (:mod:`agents.store`, the fast restore, Faust's recovery), and the
+      changelog in Kafka is the log. After a crash RocksDB reopens at its last memtable
+      flush, a prefix of its writes whose persisted offset matches its snapshots, and the
+      changelog after that offset is restored as after any crash. The WAL cost 10 % of the
+      CPU of that growing DB. Graceful stops and revoked partitions flush the memtables
+      (:class:`RestoringStore`), so a restart finds what was written.
     """
 
     def as_options(self) -> Any:
         options = super().as_options()
         options.set_allow_mmap_reads(True)
+        options.set_compression_type(COMPRESSION[self.extra_options.get("compression", "none")]())
         return options
+
+    def open(self, path: Any, *, read_only: bool = False) -> Any:
+        db = super().open(path, read_only=read_only)
+        write = WriteOptions()
+        # a property at run time (rocksdict's stubs call it a method); the DB's write
+        # options apply to db.write(batch) as well as to db.put
+        setattr(write, "disable_wal", True)  # noqa: B010
+        db.set_write_options(write)
+        return db
 
 
 class RestoringStore(RocksDBStore):
@@ -125,6 +157,23 @@ class RestoringStore(RocksDBStore):
         # as Faust builds its options (what is left of the table's options after it took
         # out read_only and driver), with memory-mapped reads added
         self.rocksdb_options = SnapshotDBOptions(**(self.options or {}), use_rocksdict=True)
+
+    def _flush_memtables(self, partitions: Any) -> None:
+        """Write the memtables of these partitions' DBs to table files (there is no WAL)."""
+        for partition in partitions:
+            db = self._dbs.get(partition)
+            if db is not None:
+                db.flush()
+
+    async def stop(self) -> None:
+        self._flush_memtables(list(self._dbs))
+        await super().stop()
+
+    def revoke_partitions(self, table: Any, tps: Any) -> None:
+        self._flush_memtables(
+            tp.partition for tp in tps if tp.topic in table.changelog_topic.topics
+        )
+        super().revoke_partitions(table, tps)
 
     async def assign_partitions(self, table: Any, tps: Any, generation_id: int = 0) -> None:
         await super().assign_partitions(table, tps, generation_id)

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     # 10^6 entities jemalloc cost 6-10 % of the throughput in two back-to-back bench pairs,
     # so it is the choice for workers with large state, not the default.
     worker_allocator: Literal["jemalloc", "system"] = "system"
+    # Compression of the workers' local snapshot store (RocksDB). "none" is the fastest (a
+    # backfill reads snapshots at random while RocksDB rewrites them in compactions) and
+    # takes about 3.5x the disk of "snappy" (JSON snapshots compress well): a few GB at
+    # 10^7 entities. See agents/restore.py.
+    snapshot_compression: Literal["none", "snappy", "lz4", "zstd"] = "none"
 
     # Publishing of partition aggregates.
     publish_interval_s: float = 0.2

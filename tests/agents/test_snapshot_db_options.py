@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
 from faust.stores.rocksdb import RocksDBOptions
 
 from agents.restore import SNAPSHOT_DB_OPTIONS, SnapshotDBOptions
+from agents.store import OFFSET_KEY
 
 
 def _options_file(db_dir: Path) -> dict[str, str]:
@@ -62,6 +67,7 @@ def test_the_snapshot_table_store_opens_partitions_with_these_options(tmp_path: 
     db.put(b"k", b"v")
     assert _options_file(store.partition_path(0))["allow_mmap_reads"] == "true"
     assert _bloom_bits_per_key(db) >= 9.5  # not Faust's 3
+    assert _options_file(store.partition_path(0))["compression"] == "kNoCompression"
 
 
 def _bloom_bits_per_key(db: Any) -> float:
@@ -75,3 +81,84 @@ def _bloom_bits_per_key(db: Any) -> float:
         if "=" in part
     )
     return int(props["filter block size"]) * 8 / int(props["# entries for filter"])
+
+
+@pytest.mark.parametrize(
+    ("setting", "written"),
+    [("none", "kNoCompression"), ("snappy", "kSnappyCompression"), ("zstd", "kZSTD")],
+)
+def test_compression_is_the_chosen_one(tmp_path: Path, setting: str, written: str) -> None:
+    options = SnapshotDBOptions(
+        **{**SNAPSHOT_DB_OPTIONS, "compression": setting}, use_rocksdict=True
+    )
+    assert _written_options(options, tmp_path / setting)["compression"] == written
+
+
+# Batches of 1,000 snapshots with the changelog offset they came from, as the worker
+# persists them; memtables flushed after batch 5, then the process dies (no close).
+CRASH = """
+import os, sys
+from rocksdict import WriteBatch
+from agents.restore import SNAPSHOT_DB_OPTIONS, SnapshotDBOptions
+db = SnapshotDBOptions(**SNAPSHOT_DB_OPTIONS, use_rocksdict=True).open(sys.argv[1])
+for n in range(1, 10):
+    batch = WriteBatch(raw_mode=True)
+    for j in range(1000):
+        batch.put(f"deal:{n}-{j}".encode(), b'{"f": {}}' * 30)
+    batch.put(b"__faust\\0offset__", str(n).encode())
+    db.write(batch)
+    if n == 5:
+        db.flush()
+os._exit(0)
+"""
+
+
+def test_a_crash_leaves_a_prefix_of_the_writes_with_its_offset(tmp_path: Path) -> None:
+    """Without a WAL, what RocksDB holds after a crash is consistent with its offset."""
+    path = tmp_path / "db"
+    subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(CRASH), str(path)],
+        check=True,
+        cwd=Path(__file__).parents[2],
+    )
+    assert sum(f.stat().st_size for f in path.glob("*.log")) == 0  # nothing went to a WAL
+    db = SnapshotDBOptions(**SNAPSHOT_DB_OPTIONS, use_rocksdict=True).open(path)
+    try:
+        offset = int(db.get(OFFSET_KEY))
+        assert offset == 5  # the unflushed batches are gone (a WAL would have kept them)
+        for n in range(1, 10):
+            present = [db.get(f"deal:{n}-{j}".encode()) is not None for j in range(1000)]
+            assert all(present) if n <= offset else not any(present), n
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("how", ["stop", "revoke"])
+async def test_stop_and_revoke_flush_the_memtables(tmp_path: Path, how: str) -> None:
+    import faust
+    from faust.types import TP
+
+    from agents.restore import SnapshotTable
+
+    app = faust.App("flush-test", store="rocksdb://", datadir=str(tmp_path))
+    table = app.tables.add(
+        SnapshotTable(
+            app,
+            name="snapshots",
+            key_type=bytes,
+            value_type=bytes,
+            options=dict(SNAPSHOT_DB_OPTIONS),  # Faust takes keys out of the dict it is given
+        )
+    )
+    store = table.data
+    db = store._db_for_partition(0)
+    db.put(b"deal:1", b"{}")
+    assert db.property_int_value("rocksdb.num-entries-active-mem-table") == 1
+    if how == "stop":
+        await store.stop()
+    else:
+        store.revoke_partitions(table, {TP(table.changelog_topic.get_topic_name(), 0)})
+    assert db.property_int_value("rocksdb.num-entries-active-mem-table") == 0
+    assert db.property_int_value("rocksdb.num-immutable-mem-table") == 0
+    assert db.get(b"deal:1") == b"{}"
+    db.close()
