@@ -214,6 +214,7 @@ async def save_aggregates(app: Any, **kwargs: Any) -> None:
             log.warning("partition %d: snapshot writes pending; aggregates not saved", partition)
             continue
         try:
+            store.sync()  # type: ignore[attr-defined]  # on disk before the offset is saved
             saved += checkpoint.save(
                 SAVED,
                 partition,

@@ -65,6 +65,11 @@ class PartitionStore(MutableMapping[str, Snapshot]):
         """The changelog offset RocksDB holds this partition's snapshots at (None: none)."""
         return self.db.get(OFFSET_KEY)  # type: ignore[no-any-return]
 
+    def sync(self) -> None:
+        """Write RocksDB's memtables to its files (the snapshot DB has no write-ahead log:
+        :class:`agents.restore.SnapshotDBOptions`)."""
+        self.db.flush()
+
     def _raw(self, kb: bytes) -> bytes | None:
         # in_flight holds every unsent write; recent and older only persisted values
         raw = self.in_flight.get(kb) or self.recent.get(kb) or self.older.get(kb)
