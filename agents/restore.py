@@ -127,8 +127,9 @@ class SnapshotDBOptions(RocksDBOptions):  # type: ignore[misc]
       changelog in Kafka is the log. After a crash RocksDB reopens at its last memtable
       flush, a prefix of its writes whose persisted offset matches its snapshots, and the
       changelog after that offset is restored as after any crash. Without the WAL that
-      growing DB took 114 -> 104 s of CPU (31 % less than Faust's Snappy with a WAL). Graceful stops and revoked partitions flush the memtables
-      (:class:`RestoringStore`), so a restart finds what was written.
+      growing DB took 114 -> 104 s of CPU (31 % less than Faust's Snappy with a WAL).
+      Graceful stops and revoked partitions flush the memtables (:class:`RestoringStore`),
+      so a restart finds what was written.
     """
 
     def as_options(self) -> Any:
