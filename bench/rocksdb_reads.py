@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 from faust.stores.rocksdb import RocksDBOptions
-from rocksdict import DBCompressionType, Rdict, WriteBatch, WriteOptions
+from rocksdict import Rdict, WriteBatch, WriteOptions
 
 from agents.restore import SNAPSHOT_DB_OPTIONS, SnapshotDBOptions
 
@@ -122,22 +122,8 @@ def measure_growing(options: RocksDBOptions, path: Path, keys: int, seed: int) -
         db.close()
 
 
-class _SnappyWithWal(SnapshotDBOptions):
-    """The snapshot table's options with Faust's compression (Snappy) and a WAL."""
-
-    def as_options(self) -> Any:
-        options = super().as_options()
-        options.set_compression_type(DBCompressionType.snappy())
-        return options
-
-    def open(self, path: Any, *, read_only: bool = False) -> Any:
-        db = super().open(path, read_only=read_only)
-        db.set_write_options(WriteOptions())
-        return db
-
-
-class _UncompressedWithWal(SnapshotDBOptions):
-    """The snapshot table's options with a WAL."""
+class _WithWal(SnapshotDBOptions):
+    """The snapshot table's options with a WAL (RocksDB's default write options)."""
 
     def open(self, path: Any, *, read_only: bool = False) -> Any:
         db = super().open(path, read_only=read_only)
@@ -148,8 +134,10 @@ class _UncompressedWithWal(SnapshotDBOptions):
 def growing(keys: int, seed: int) -> None:
     """Print :func:`measure_growing` for three option sets."""
     variants = {
-        "snappy + WAL": _SnappyWithWal(**SNAPSHOT_DB_OPTIONS, use_rocksdict=True),
-        "none + WAL": _UncompressedWithWal(**SNAPSHOT_DB_OPTIONS, use_rocksdict=True),
+        "snappy + WAL": _WithWal(
+            **{**SNAPSHOT_DB_OPTIONS, "compression": "snappy"}, use_rocksdict=True
+        ),
+        "none + WAL": _WithWal(**SNAPSHOT_DB_OPTIONS, use_rocksdict=True),
         "snapshot table": SnapshotDBOptions(**SNAPSHOT_DB_OPTIONS, use_rocksdict=True),
     }
     with tempfile.TemporaryDirectory(prefix="rocksdb-growing-") as tmp:

@@ -44,21 +44,29 @@ def test_snapshot_reads_are_memory_mapped_with_the_table_options(tmp_path: Path)
     assert plain["write_buffer_size"] == written["write_buffer_size"]
 
 
-def test_the_snapshot_table_store_opens_partitions_with_these_options(tmp_path: Path) -> None:
+def _snapshot_table(app_id: str, datadir: Path) -> Any:
+    """The worker's snapshot table (its options) in an app of its own."""
     import faust
 
-    from agents.restore import RestoringStore, SnapshotTable
+    from agents.restore import SnapshotTable
 
-    app = faust.App("options-test", store="rocksdb://", datadir=str(tmp_path))
-    table = app.tables.add(
+    app = faust.App(app_id, store="rocksdb://", datadir=str(datadir))
+    return app.tables.add(
         SnapshotTable(
             app,
             name="snapshots",
             key_type=bytes,
             value_type=bytes,
-            options=dict(SNAPSHOT_DB_OPTIONS),
+            options=dict(SNAPSHOT_DB_OPTIONS),  # Faust takes keys out of the dict it is given
         )
     )
+
+
+def test_the_snapshot_table_store_opens_partitions_with_these_options(tmp_path: Path) -> None:
+
+    from agents.restore import RestoringStore
+
+    table = _snapshot_table("options-test", tmp_path)
     store = table.data
     assert isinstance(store, RestoringStore)
     assert isinstance(store.rocksdb_options, SnapshotDBOptions)
@@ -135,21 +143,9 @@ def test_a_crash_leaves_a_prefix_of_the_writes_with_its_offset(tmp_path: Path) -
 
 @pytest.mark.parametrize("how", ["stop", "revoke"])
 async def test_stop_and_revoke_flush_the_memtables(tmp_path: Path, how: str) -> None:
-    import faust
     from faust.types import TP
 
-    from agents.restore import SnapshotTable
-
-    app = faust.App("flush-test", store="rocksdb://", datadir=str(tmp_path))
-    table = app.tables.add(
-        SnapshotTable(
-            app,
-            name="snapshots",
-            key_type=bytes,
-            value_type=bytes,
-            options=dict(SNAPSHOT_DB_OPTIONS),  # Faust takes keys out of the dict it is given
-        )
-    )
+    table = _snapshot_table("flush-test", tmp_path)
     store = table.data
     db = store._db_for_partition(0)
     db.put(b"deal:1", b"{}")
