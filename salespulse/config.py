@@ -80,8 +80,8 @@ class Settings(BaseSettings):
     worker_allocator: Literal["jemalloc", "system"] = "system"
     # Compression of the workers' local snapshot store (RocksDB). "none" is the fastest (a
     # backfill reads snapshots at random while RocksDB rewrites them in compactions) and
-    # takes about 3.5x the disk of "snappy" (JSON snapshots compress well): a few GB at
-    # 10^7 entities. See agents/restore.py.
+    # takes about 3x the disk of "snappy" (JSON snapshots compress well): 3.8 GB at 10^7
+    # entities in the bench. See agents/restore.py.
     snapshot_compression: Literal["none", "snappy", "lz4", "zstd"] = "none"
 
     # Publishing of partition aggregates.

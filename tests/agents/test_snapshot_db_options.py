@@ -63,7 +63,6 @@ def _snapshot_table(app_id: str, datadir: Path) -> Any:
 
 
 def test_the_snapshot_table_store_opens_partitions_with_these_options(tmp_path: Path) -> None:
-
     from agents.restore import RestoringStore
 
     table = _snapshot_table("options-test", tmp_path)
@@ -108,12 +107,13 @@ CRASH = """
 import os, sys
 from rocksdict import WriteBatch
 from agents.restore import SNAPSHOT_DB_OPTIONS, SnapshotDBOptions
+from agents.store import OFFSET_KEY
 db = SnapshotDBOptions(**SNAPSHOT_DB_OPTIONS, use_rocksdict=True).open(sys.argv[1])
 for n in range(1, 10):
     batch = WriteBatch(raw_mode=True)
     for j in range(1000):
         batch.put(f"deal:{n}-{j}".encode(), b'{"f": {}}' * 30)
-    batch.put(b"__faust\\0offset__", str(n).encode())
+    batch.put(OFFSET_KEY, str(n).encode())
     db.write(batch)
     if n == 5:
         db.flush()
