@@ -26,6 +26,7 @@ from faust.types import TP
 
 from agents import checkpoint
 from agents.app import app, dead_letter_topic, events_topic, settings, snapshots, worker_id
+from agents.link_buffer import LINK_INTERVAL_S, SEND_AT, LinkBuffer
 from agents.restore import restored
 from agents.store import PartitionStore
 from state.pacing import LastPublish, publish_due
@@ -33,7 +34,7 @@ from state.partition_stats import PartitionStats
 from state.processor import PartitionState
 from state.publisher import publish_partitions, publisher_client
 from state.rules import Rules
-from streams.records import Undecodable, decode_record, encode_batch, partition_for
+from streams.records import Undecodable, decode_record, group_by_partition
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ def hook_producer_flush() -> None:
     original = producer.flush
 
     async def flush() -> None:
+        await send_links()
         await flush_stores()
         await original()
 
@@ -189,6 +191,7 @@ async def note_assigned(app: Any, assigned: set[Any], **kwargs: Any) -> None:
 async def forget_revoked(app: Any, revoked: set[Any], **kwargs: Any) -> None:
     """Stop publishing partitions this worker no longer owns (their writes drained)."""
     gone = {tp.partition for tp in revoked if tp.topic == events_topic.topics[0]}
+    await send_links()
     await drain_stores(gone)
     for partition in gone:
         states.pop(partition, None)
@@ -251,10 +254,9 @@ def _state(partition: int) -> PartitionState:
 
 
 async def _apply_record(partition: int, offset: int, value: Any) -> PartitionState:
-    """Apply every event of one record; route link facts to their owners' partitions."""
+    """Apply every event of one record; queue the link facts for their owners' partitions."""
     state = _state(partition)
     part_stats = stats[partition]
-    links: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for raw in decode_record(value):
         if isinstance(raw, Undecodable):
             await _dead_letter(raw.raw, raw.reason, partition, offset)
@@ -270,23 +272,39 @@ async def _apply_record(partition: int, offset: int, value: Any) -> PartitionSta
         else:
             part_stats.duplicates += 1
         for link in outcome.links:
-            target = f"{link['entity']}:{link['entity_id']}"
-            links[partition_for(target, settings.partitions)].append(link)
-    if links:
-        producer = _kafka_producer()
-        for target_partition, records in links.items():
-            # Straight to aiokafka's accumulator (waits only for a full batch): Faust's
-            # send_soon buffer sends one message per event-loop turn and, past 100
-            # pending, stops feeding every stream until it drains (seen as the agent
-            # idling with a growing lag). The producer flush before each offset commit
-            # waits for these as for any batch.
-            delivery = await producer.send(
-                events_topic.topics[0], encode_batch(records), partition=target_partition
-            )
-            delivery.add_done_callback(_check_delivery)
+            pending_links.add(link)
+    if len(pending_links) >= SEND_AT:
+        await send_links()
     part_stats.last_offset = offset
     dirty.add(partition)
     return state
+
+
+pending_links = LinkBuffer()  # link facts not yet sent (agents.link_buffer)
+
+
+async def send_links() -> None:
+    """Send the pending link facts, one batch record per target partition.
+
+    Straight to aiokafka's accumulator (waits only for a full batch): Faust's send_soon
+    buffer sends one message per event-loop turn and, past 100 pending, stops feeding
+    every stream until it drains (seen as the agent idling with a growing lag). The
+    producer flush before each offset commit sends these first, then waits for them as
+    for any batch.
+    """
+    facts = pending_links.take()
+    if not facts:
+        return
+    producer = _kafka_producer()
+    for target_partition, record in group_by_partition(facts, settings.partitions):
+        delivery = await producer.send(events_topic.topics[0], record, partition=target_partition)
+        delivery.add_done_callback(_check_delivery)
+
+
+@app.timer(LINK_INTERVAL_S)
+async def send_links_soon() -> None:
+    """Send pending link facts a few times a second (their KPIs wait at most this long)."""
+    await send_links()
 
 
 def _check_delivery(delivery: asyncio.Future[Any]) -> None:

@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "agents.link_buffer",
     "salespulse.config",
     "state.aggregates",
     "state.calendar",
