@@ -124,7 +124,7 @@ class Readout:
         self,
         aggregates: Mapping[AggKey, int],
         params: KpiParams | None = None,
-        index: Mapping[str, list[AggKey]] | None = None,
+        index: Mapping[str, Iterable[AggKey]] | None = None,
     ) -> None:
         self.aggregates = aggregates
         self.params = params or KpiParams()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -33,13 +34,19 @@ FRESH_SECONDS = 0.1  # a view younger than this is served as it is
 
 @dataclass
 class View:
-    """Everything read from Redis at one moment."""
+    """Everything read from Redis at one moment.
 
-    aggregates: dict[AggKey, int]
+    A view from :class:`ViewReader` refers to the reader's running sums, not a copy: it
+    holds until the reader's next read, so it is used without awaiting in between (as
+    every collector handler does). Copying every key on each read that changed something
+    was a fifth of the collector's CPU at ten requests a second.
+    """
+
+    aggregates: Mapping[AggKey, int]
     partitions: dict[int, dict[str, Any]] = field(default_factory=dict)
     read_at: float = 0.0
     params: KpiParams = field(default_factory=KpiParams)
-    index: dict[str, list[AggKey]] | None = None  # see Readout
+    index: Mapping[str, Iterable[AggKey]] | None = None  # see Readout
 
     @cached_property
     def readout(self) -> Readout:
@@ -169,13 +176,7 @@ class ViewReader:
                     "owner": (row[3] or b"").decode(),
                     "published_at": float(row[4] or b"0"),
                 }
-        index: dict[str, list[AggKey]] | None
-        if changed or self._view is None:
-            aggregates = dict(self._total)  # never holds zeros
-            index = {name: list(keys) for name, keys in self._index.items() if keys}
-        else:
-            aggregates, index = self._view.aggregates, self._view.index
-        view = View(aggregates, meta, time.time(), self.params, index)
+        view = View(self._total, meta, time.time(), self.params, self._index)
         if not changed and self._view is not None:  # same numbers: keep the computed readout
             view.__dict__["readout"] = self._view.readout
         return view
