@@ -433,7 +433,9 @@ async def publish_aggregates() -> None:
     if _redis is None:
         _redis = publisher_client(settings.redis_url)
     batch = {p: (states[p].aggregates, stats[p]) for p in chosen}
+    full = any(aggregates.published.epoch is None for aggregates, _ in batch.values())
     spent: list[float] = []
+    written = False
     try:
         stale = await publish_partitions(
             _redis,
@@ -443,11 +445,12 @@ async def publish_aggregates() -> None:
             app.consumer_generation_id,
             spent,
         )
+        written = True
     except (aioredis.RedisError, OSError) as exc:
         log.warning("redis publish failed (will retry): %s", exc)
         return
     finally:
-        _last_publish = LastPublish(now, sum(spent), caught_up)
+        _last_publish = LastPublish(now, sum(spent), caught_up, full and written)
     if stale:
         log.info("partitions %s have a newer owner; no longer publishing them", stale)
     dirty.difference_update(chosen)

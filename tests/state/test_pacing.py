@@ -46,3 +46,15 @@ def test_catching_up_publishes_at_once_then_at_the_caught_up_pace() -> None:
     # falling behind again keeps the longer behind wait
     assert not publish_due(caught, 1009.0, caught_up=False)
     assert publish_due(caught, 1031.0, caught_up=False)
+
+
+def test_after_a_full_write_a_caught_up_worker_publishes_at_once() -> None:
+    """A restart's full write (every shard) does not space out the small publishes after
+    it; a worker that is behind keeps the budget, and a write that was not full keeps the
+    caught-up pace."""
+    full = LastPublish(started=1000.0, seconds=1.2, caught_up=True, full=True)
+    assert publish_due(full, 1000.0, caught_up=True)
+    assert not publish_due(full, 1000.0 + 1.2 / BEHIND_BUDGET * 0.99, caught_up=False)
+    assert publish_due(full, 1000.0 + 1.2 / BEHIND_BUDGET, caught_up=False)
+    small = LastPublish(started=1000.0, seconds=1.2, caught_up=True)
+    assert not publish_due(small, 1004.0, caught_up=True)
