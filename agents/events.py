@@ -433,7 +433,7 @@ async def publish_aggregates() -> None:
     if _redis is None:
         _redis = publisher_client(settings.redis_url)
     batch = {p: (states[p].aggregates, stats[p]) for p in chosen}
-    full = any(aggregates.published.epoch is None for aggregates, _ in batch.values())
+    full = any(aggregates.published.full for aggregates, _ in batch.values())
     spent: list[float] = []
     written = False
     try:

@@ -39,6 +39,11 @@ class PublishMark:
     versions: dict[str, int] = field(default_factory=dict)
     shard_seq: int = 0  # the publish that last wrote the changed shards
 
+    @property
+    def full(self) -> bool:
+        """Whether the next write must be a full one (no epoch held in Redis yet)."""
+        return self.epoch is None
+
 
 def shard_of(key: str) -> str:
     """The publishing shard of a wire key: its day (``YYYY-MM-DD``), or ``""`` for a key

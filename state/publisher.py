@@ -181,7 +181,7 @@ async def publish_partitions(
             for partition in order:
                 aggregates, stats = partitions[partition]
                 current = aggregates.published
-                full = current.epoch is None
+                full = current.full
                 pairs, changes, mark = _write_args(aggregates, current, full)
                 marks.append(mark)
                 aggregates.published = PublishMark()  # until Redis confirms: full next time
