@@ -16,6 +16,11 @@ with that offset. The next start uses them only if nothing can differ:
   it (a worker that ran for days is restarted with a later cutoff than it started with);
 * the file is whole (written to a temporary file, then renamed).
 
+With the aggregates goes what the last publish wrote to Redis (epoch, sequence, shard
+versions) and which shards changed since, so the next start publishes only those under
+the same epoch instead of rewriting every shard (97 MB at 10^6 entities); Redis refuses
+that write unless it still holds exactly that publish, and a full write follows.
+
 A stop saves into ``aggregates-checkpoint/`` of the worker's data directory; the next
 start claims that directory before anything else (renames it, dropping what an earlier
 start left unclaimed), and a file is read at most once. So only the start right after the
@@ -35,11 +40,22 @@ from typing import Any
 import orjson
 
 import state
+from state.aggregates import PublishMark
 from state.rules import Rules
 
 log = logging.getLogger(__name__)
-FORMAT = 1
+FORMAT = 2  # 2: with the publish mark
 Shards = dict[str, dict[str, int]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Saved:
+    """A partition's saved aggregates and, if a publish of them stood in Redis, its mark
+    and the shards changed since that mark's last shard write."""
+
+    shards: Shards
+    published: PublishMark | None = None
+    unpublished: frozenset[str] = frozenset()
 
 
 def fingerprint(rules: Rules) -> str:
@@ -85,9 +101,13 @@ def save(
     mark: str,
     cutoff: str | None,
     shards: Shards,
+    published: PublishMark | None = None,
+    unpublished: set[str] | frozenset[str] = frozenset(),
 ) -> int:
     """Write a partition's aggregates (at RocksDB's persisted ``offset``, computed with the
-    retention ``cutoff``); returns the bytes written."""
+    retention ``cutoff``) with the ``published`` mark they were last published under (none
+    or a full one: the next start writes everything) and the shards changed since; returns
+    the bytes written."""
     directory.mkdir(parents=True, exist_ok=True)
     body = {
         "format": FORMAT,
@@ -95,6 +115,9 @@ def save(
         "offset": None if offset is None else offset.decode(),
         "cutoff": cutoff,
         "shards": shards,
+        "published": None
+        if published is None or published.full
+        else {**dataclasses.asdict(published), "unpublished": sorted(unpublished)},
     }
     data = orjson.dumps(body)
     path = path_for(directory, partition)
@@ -109,7 +132,7 @@ def save(
 
 def take(
     directory: Path, partition: int, offset: bytes | None, mark: str, cutoff: str | None
-) -> Shards | None:
+) -> Saved | None:
     """The saved aggregates of ``partition`` if they match RocksDB's persisted ``offset``
     and the fingerprint ``mark``, as they are under the retention ``cutoff``; else None.
     The file is removed either way."""
@@ -122,6 +145,7 @@ def take(
     try:
         body: Any = orjson.loads(data)
         shards, saved, was = body["shards"], body["offset"], body["cutoff"]
+        published = _mark(body["published"])
         valid = (
             body["format"] == FORMAT
             and body["fingerprint"] == mark
@@ -129,7 +153,7 @@ def take(
             and (was == cutoff or (was is not None and cutoff is not None and was < cutoff))
             and isinstance(shards, dict)
         )
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         log.warning(
             "partition %d: unreadable aggregates checkpoint (%s); rebuilding", partition, exc
         )
@@ -141,4 +165,15 @@ def take(
         return None
     if cutoff is not None and was != cutoff:  # only day shards of days now dropped go
         shards = {day: shard for day, shard in shards.items() if not day or day >= cutoff}
-    return shards  # type: ignore[no-any-return]
+    if published is None:
+        return Saved(shards)
+    return Saved(shards, published[0], published[1])
+
+
+def _mark(raw: Any) -> tuple[PublishMark, frozenset[str]] | None:
+    """The publish mark and unpublished shards of a checkpoint's ``published`` field."""
+    if raw is None:
+        return None
+    versions = {str(k): int(v) for k, v in raw["versions"].items()}
+    mark = PublishMark(str(raw["epoch"]), int(raw["seq"]), versions, int(raw["shard_seq"]))
+    return mark, frozenset(str(name) for name in raw["unpublished"])

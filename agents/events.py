@@ -74,7 +74,10 @@ def _fresh_state(partition: int) -> PartitionState:
         state.rebuild()
         part_stats.rebuilds += 1
     else:
-        state.aggregates.load(saved)
+        if saved.published is None:
+            state.aggregates.load(saved.shards)
+        else:  # the last publish may still stand in Redis: keep its epoch
+            state.aggregates.resume(saved.shards, saved.published, saved.unpublished)
         part_stats.checkpoint_loads += 1
         log.info("partition %d: aggregates from the checkpoint of the last stop", partition)
     part_stats.rebuild_seconds = time.monotonic() - started
@@ -225,6 +228,8 @@ async def save_aggregates(app: Any, **kwargs: Any) -> None:
                 FINGERPRINT,
                 rules.retention_cutoff,
                 state.aggregates.shards,
+                state.aggregates.published,
+                state.aggregates.dirty,
             )
         except Exception as exc:
             log.warning("partition %d: aggregates not saved (%r)", partition, exc)

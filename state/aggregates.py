@@ -149,6 +149,19 @@ class PartitionAggregates:
         self.changed = None
         self.shards = shards
 
+    def resume(
+        self, shards: dict[str, dict[str, int]], mark: PublishMark, unpublished: Iterable[str]
+    ) -> None:
+        """Take saved shards whose publication under ``mark`` may still stand in Redis (a
+        graceful restart, :mod:`agents.checkpoint`): the next publish writes, under the
+        same epoch, only the ``unpublished`` shards (changed since the mark's last shard
+        write) and deletes the published ones no longer held. If Redis holds another
+        epoch or publish by then, the write is refused and a full one follows."""
+        self.shards = shards
+        self.dirty = set(unpublished) | (set(mark.versions) - set(shards))
+        self.changed = None
+        self.published = mark
+
     def take_dirty(self) -> set[str]:
         """The shards changed since the last call (and forget them)."""
         dirty, self.dirty = self.dirty, set()

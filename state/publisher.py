@@ -20,12 +20,15 @@ time, and diffing them key by key took the collector most of its time.
 
 A *full* write replaces the whole hash under a new random ``epoch``; later writes carry
 only the shards changed since (a live stream touches a few days, not the years of
-history) and are applied only if the stored epoch is still the writer's: after a
-flushed Redis or another owner's write the script answers "mismatch" and the publisher
-writes everything again. Every write carries the consumer-group generation of its writer
-and is refused (atomically, in Redis) when the stored one is newer: a worker that lost a
-partition in a rebalance can never overwrite the new owner's fresher value. Each write
-is one Lua script call, so readers see a partition's stats and shards of one moment.
+history) and are applied only if Redis still holds the writer's epoch at the writer's
+previous publish: after a flushed Redis, a Redis restored from an older dump or another
+owner's write the script answers "mismatch" and the publisher writes everything again. A
+graceful restart keeps the epoch (:meth:`state.aggregates.PartitionAggregates.resume`),
+so its first publish is not a full one when Redis still holds the last one. Every write
+carries the consumer-group generation of its writer and is refused (atomically, in
+Redis) when the stored one is newer: a worker that lost a partition in a rebalance can
+never overwrite the new owner's fresher value. Each write is one Lua script call, so
+readers see a partition's stats and shards of one moment.
 """
 
 from __future__ import annotations
@@ -105,13 +108,15 @@ def partition_key(prefix: str, partition: int) -> str:
 # KEYS[1] partition hash; ARGV: generation, epoch, stats, owner, published_at, versions,
 # full (1/0), seq, change set JSON ('' on a full write), shard_seq, then shard field /
 # JSON pairs (an empty JSON value deletes the field). Returns 1 written, 0 refused (newer
-# generation stored), -1 epoch mismatch (write all).
+# generation stored), -1 when a write that is not full does not follow the stored one (its
+# epoch, and the publish just before it: a Redis restored from an older dump holds the
+# epoch at an older publish): the publisher then writes everything.
 PUBLISH = """
-local stored = redis.call('HMGET', KEYS[1], 'generation', 'epoch')
+local stored = redis.call('HMGET', KEYS[1], 'generation', 'epoch', 'seq')
 if stored[1] and tonumber(stored[1]) > tonumber(ARGV[1]) then return 0 end
 if ARGV[7] == '1' then
   redis.call('DEL', KEYS[1])
-elseif stored[2] ~= ARGV[2] then
+elseif stored[2] ~= ARGV[2] or tonumber(stored[3]) ~= tonumber(ARGV[8]) - 1 then
   return -1
 end
 redis.call('HSET', KEYS[1], 'generation', ARGV[1], 'epoch', ARGV[2], 'stats', ARGV[3],

@@ -10,12 +10,14 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from salespulse import services
 from salespulse.stack import process
 from salespulse.stack.topics import partition_ids
 from state.processor import PartitionState
+from state.publisher import partition_key
 from state.rules import Rules
 from streams.generator import DemoWorld
 from tests.helpers import await_until, http_json
@@ -172,7 +174,8 @@ async def test_a_graceful_restart_loads_saved_aggregates_and_every_aggregate_sta
     pipeline_factory: Any,
 ) -> None:
     """SIGTERM: the worker saves its aggregates (agents/checkpoint.py); the next start takes
-    them instead of rebuilding, and goes on from them to exactly the engine's figures."""
+    them instead of rebuilding, goes on from them to exactly the engine's figures, and
+    keeps publishing under the epochs Redis held (no full write of every shard)."""
     pipeline = pipeline_factory("checkpoint", collector_port=18106)
     pipeline.start_worker("1")
     pipeline.start_collector()
@@ -190,6 +193,10 @@ async def test_a_graceful_restart_loads_saved_aggregates_and_every_aggregate_sta
     await pipeline.produce(events[:4000])
     await converge_all(4000)
     pipeline.kill_worker("1", signal.SIGTERM)
+    client = redis.Redis.from_url(pipeline.settings.redis_url)
+    prefix = pipeline.settings.redis_key_prefix
+    epochs = [client.hget(partition_key(prefix, p), "epoch") for p in range(4)]
+    assert all(epochs)
     saved = sorted((pipeline.settings.home / "workers" / "1" / "aggregates-checkpoint").iterdir())
     assert [p.name for p in saved] == [f"partition-{p}.json" for p in range(4)]
     pipeline.start_worker("1")
@@ -197,6 +204,7 @@ async def test_a_graceful_restart_loads_saved_aggregates_and_every_aggregate_sta
     await converge_all(6000)
     stats = [p["stats"] for p in pipeline.api("/api/aggregates")["partitions"].values()]
     assert [(s["checkpoint_loads"], s["rebuilds"]) for s in stats] == [(1, 0)] * 4
+    assert [client.hget(partition_key(prefix, p), "epoch") for p in range(4)] == epochs
 
 
 async def _topic_records(settings: Any, topic: str) -> int:

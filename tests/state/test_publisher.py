@@ -14,6 +14,7 @@ import random
 import signal
 from typing import Any
 
+import orjson
 import pytest
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
@@ -125,6 +126,67 @@ async def test_only_changed_shards_are_written(stack_settings: Settings, redis_c
     aggs.replace({}, {"won_count|2024-03-01|Ann|||||": 1})
     assert await publish_partitions(redis_client, prefix, "w", {0: (aggs, stats)}, 1) == [0]
     assert await redis_client.hget(key, "owner") == b"v"
+
+
+async def test_a_resumed_partition_keeps_its_epoch_only_while_redis_holds_its_last_publish(
+    stack_settings: Settings, redis_client: Any
+) -> None:
+    """A graceful restart resumes the saved aggregates under the last publish's mark
+    (agents.checkpoint): its first write keeps the epoch and writes only the shards
+    changed since the last shard write; when Redis lost that publish (flushed) or holds
+    an older one (restored from a dump), the write is refused and a full one follows.
+    Readers holding the old publish and new readers see exactly the aggregates."""
+    settings = stack_settings.model_copy(update={"partitions": 1})
+    prefix, key = settings.redis_key_prefix, partition_key(stack_settings.redis_key_prefix, 0)
+    rnd = random.Random(11)
+    for case in ("kept", "flushed", "older"):
+        await redis_client.flushdb()
+        aggs, stats = PartitionAggregates(), PartitionStats()
+        entities: dict[str, dict[str, int]] = {}
+        reader = ViewReader(redis_client, settings)
+
+        def change(
+            target: PartitionAggregates, n: int, entities: dict[str, Any] = entities
+        ) -> None:
+            for _ in range(n):
+                entity = f"e{rnd.randrange(30)}"
+                new = _random_contribution(rnd)
+                target.replace(entities.get(entity, {}), new)
+                entities[entity] = new
+
+        for _ in range(SHARD_WRITE_EVERY + 2):  # shards, then change sets since
+            change(aggs, 5)
+            await publish_partitions(redis_client, prefix, "w", {0: (aggs, stats)}, 1)
+            assert (await reader.read()).aggregates == aggs.values
+        older_seq = await redis_client.hget(key, "seq")
+        change(aggs, 3)  # applied after the last publish, before the stop
+        await publish_partitions(redis_client, prefix, "w", {0: (aggs, stats)}, 1)
+        change(aggs, 2)
+        epoch, versions = (
+            await redis_client.hget(key, "epoch"),
+            await redis_client.hget(key, "versions"),
+        )
+        resumed = PartitionAggregates()  # the restarted worker's
+        resumed.resume({d: dict(s) for d, s in aggs.shards.items()}, aggs.published, aggs.dirty)
+        unpublished = set(aggs.dirty)
+        if case == "flushed":
+            await redis_client.flushdb()
+        elif case == "older":
+            await redis_client.hset(key, "seq", older_seq)
+        change(resumed, 2)
+        unpublished |= resumed.dirty
+        assert await publish_partitions(redis_client, prefix, "w", {0: (resumed, stats)}, 2) == []
+        assert (await reader.read()).aggregates == resumed.values
+        assert (await ViewReader(redis_client, settings).read()).aggregates == resumed.values
+        now = orjson.loads(await redis_client.hget(key, "versions"))
+        if case == "kept":
+            assert await redis_client.hget(key, "epoch") == epoch
+            before = orjson.loads(versions)
+            assert unpublished and {d for d in now if now[d] != before.get(d)} <= unpublished
+            assert {d for d in before if d not in now} <= unpublished
+        else:
+            assert await redis_client.hget(key, "epoch") != epoch
+            assert set(now.values()) == {resumed.published.seq}  # every shard written
 
 
 async def test_a_publish_with_too_many_changes_has_no_change_set(
