@@ -75,7 +75,9 @@ def render(result: dict[str, Any], json_name: str) -> str:
     lines += _latency(result)
     lines += _recovery(result)
     lines += _scaling(result)
-    lines += _profile(result.get("profile"))
+    lines += _profile(
+        result.get("profile"), (result["throughput"].get("salespulse") or {}).get("events_per_s")
+    )
     gen = w["generation"]
     lines += [
         "## Workload",
@@ -150,7 +152,14 @@ def _throughput(result: dict[str, Any]) -> list[str]:
         "`CPU util` = the process's CPU seconds per wall second while processing; "
         "`machine busy cores` = all processes' CPU use meanwhile (2 = the machine was full). "
         f"SalesPulse startup (process start to first publish): {_n(ours.get('startup_s'), 1)} s, "
-        f"not counted in the rate; its memory allocator: {ours.get('allocator', 'not recorded')}.",
+        f"not counted in the rate; its memory allocator: {ours.get('allocator', 'not recorded')}."
+        + (
+            f" Its time includes applying the link records it wrote into its own topic after "
+            f"the workload's records: {_n(ours['link_tail_s'], 1)} s after the last workload "
+            "record's aggregates were published."
+            if ours.get("link_tail_s") is not None
+            else ""
+        ),
         "",
     ]
 
@@ -339,7 +348,27 @@ def _scaling(result: dict[str, Any]) -> list[str]:
     ]
 
 
-def _profile(profile: dict[str, Any] | None) -> list[str]:
+ENGINE_FRAME = "PartitionState.apply (state/processor.py)"
+
+
+def engine_bound(profile: dict[str, Any], rate: float | None) -> str:
+    """What the profile says a worker with a free engine could reach: its busy time less
+    the engine's share (``PartitionState.apply``) is the rest of the pipeline's cost."""
+    share = profile["busy_inclusive"].get(ENGINE_FRAME)
+    if not share or share >= 1:
+        return ""
+    bound = 1 / (1 - share)
+    at = f", about {rate * bound:,.0f} events/s" if rate else ""
+    return (
+        f"The engine (`{ENGINE_FRAME}`: validation, snapshots read from and written to the "
+        f"store, contributions, aggregates) holds {share:.1%} of the busy samples: with an "
+        f"engine that cost nothing, the rest of the pipeline (Kafka fetch and decoding, Faust, "
+        f"changelog writes, link records, publishing) would let this worker run at most "
+        f"{bound:.1f} times as fast{at}."
+    )
+
+
+def _profile(profile: dict[str, Any] | None, rate: float | None = None) -> list[str]:
     if not profile or not profile.get("samples"):
         return []
     project = ("state/", "agents/", "streams/")
@@ -355,4 +384,7 @@ def _profile(profile: dict[str, Any] | None) -> list[str]:
         "in the event loop's selector (I/O, timers). Shares of the busy samples:",
         "",
         *_table(["function", "share", "kind"], rows),
+        "",
+        engine_bound(profile, rate),
+        "",
     ]

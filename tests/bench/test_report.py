@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("psutil", reason="the bench extra is not installed")
 
-from bench.markdown import _targets
+from bench.markdown import ENGINE_FRAME, _targets, engine_bound
 from bench.report import scaling_loss
 
 
@@ -48,3 +48,11 @@ def test_the_targets_table_names_each_goal_and_its_direction() -> None:
     assert "| events/s lost from 10^5 to 10^7 entities (share) | >= 0.360 | <= 0.20 | no |" in (
         table
     )
+
+
+def test_the_engine_bound_is_the_speed_left_when_the_engines_share_costs_nothing() -> None:
+    profile = {"busy_inclusive": {"process_events (agents/events.py)": 0.8, ENGINE_FRAME: 0.75}}
+    text = engine_bound(profile, 10_000.0)
+    assert "75.0% of the busy samples" in text
+    assert "at most 4.0 times as fast, about 40,000 events/s" in text
+    assert engine_bound({"busy_inclusive": {}}, 10_000.0) == ""
