@@ -276,7 +276,11 @@ class _Profiler:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.out_dir / f"{self.tag}-worker.collapsed"
-        argv = [binary, "record", "-p", str(pid), "-r", "100", "-f", "raw", "-o", str(self.path)]
+        # Without pausing the worker: py-spy's default stops every thread of the process
+        # for each sample, which cost a 10^6 main run 16-19 % of its wall time (CPU
+        # utilisation 0.81-0.84 against about 1.0 unsampled) and 25-40 % of its rate.
+        argv = [binary, "record", "-p", str(pid), "-r", "100", "-f", "raw", "--nonblocking"]
+        argv += ["-o", str(self.path)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def finish(self) -> dict[str, Any] | None:
