@@ -384,7 +384,6 @@ def _profile(profile: dict[str, Any] | None, rate: float | None = None) -> list[
         "in the event loop's selector (I/O, timers). Shares of the busy samples:",
         "",
         *_table(["function", "share", "kind"], rows),
-        "",
         engine_bound(profile, rate),
         "",
     ]
