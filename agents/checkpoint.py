@@ -145,7 +145,7 @@ def take(
     try:
         body: Any = orjson.loads(data)
         shards, saved, was = body["shards"], body["offset"], body["cutoff"]
-        published = _mark(body["published"])
+        published = _mark(body.get("published"))  # none in an older format's file
         valid = (
             body["format"] == FORMAT
             and body["fingerprint"] == mark

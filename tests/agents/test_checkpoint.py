@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from agents import checkpoint
 from state.aggregates import PublishMark
@@ -157,3 +161,14 @@ def test_resumed_aggregates_republish_only_what_changed_since_the_mark(tmp_path:
     assert ps.aggregates.shards == SHARDS and ps.aggregates.published == mark
     assert ps.aggregates.take_dirty() == {"2017-03-01", "2017-02-01"}
     assert ps.aggregates.take_changes() is None
+
+
+def test_a_file_of_the_previous_format_is_not_taken(tmp_path: Path, caplog: Any) -> None:
+    checkpoint.save(tmp_path, 0, b"1", "fp", None, SHARDS)
+    path = checkpoint.path_for(tmp_path, 0)
+    body = orjson.loads(path.read_bytes())
+    del body["published"]
+    path.write_bytes(orjson.dumps({**body, "format": 1}))
+    with caplog.at_level(logging.INFO, logger="agents.checkpoint"):
+        assert checkpoint.take(tmp_path, 0, b"1", "fp", None) is None
+    assert "does not match the store" in caplog.text
