@@ -74,10 +74,8 @@ def _fresh_state(partition: int) -> PartitionState:
         state.rebuild()
         part_stats.rebuilds += 1
     else:
-        if saved.published is None:
-            state.aggregates.load(saved.shards)
-        else:  # the last publish may still stand in Redis: keep its epoch
-            state.aggregates.resume(saved.shards, saved.published, saved.unpublished)
+        # with the last publish's mark, if it may still stand in Redis: keep its epoch
+        state.aggregates.load(saved.shards, saved.published, saved.unpublished)
         part_stats.checkpoint_loads += 1
         log.info("partition %d: aggregates from the checkpoint of the last stop", partition)
     part_stats.rebuild_seconds = time.monotonic() - started

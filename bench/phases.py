@@ -278,7 +278,7 @@ class _Profiler:
         self.path = self.out_dir / f"{self.tag}-worker.collapsed"
         # Without pausing the worker: py-spy's default stops every thread of the process
         # for each sample, which cost a 10^6 main run 16-19 % of its wall time (CPU
-        # utilisation 0.81-0.84 against about 1.0 unsampled) and 25-40 % of its rate.
+        # utilisation 0.81-0.84 against about 1.0 unsampled).
         argv = [binary, "record", "-p", str(pid), "-r", "100", "-f", "raw", "--nonblocking"]
         argv += ["-o", str(self.path)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

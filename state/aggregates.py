@@ -141,26 +141,28 @@ class PartitionAggregates:
                 shard[key] = n
         self.load(shards)
 
-    def load(self, shards: dict[str, dict[str, int]]) -> None:
-        """Take these shards (a rebuild's, or saved ones: what :attr:`shards` held) in
-        place of the current ones; every shard is published again."""
-        self.dirty.update(self.shards)
-        self.dirty.update(shards)
-        self.changed = None
-        self.shards = shards
-
-    def resume(
-        self, shards: dict[str, dict[str, int]], mark: PublishMark, unpublished: Iterable[str]
+    def load(
+        self,
+        shards: dict[str, dict[str, int]],
+        mark: PublishMark | None = None,
+        unpublished: Iterable[str] = (),
     ) -> None:
-        """Take saved shards whose publication under ``mark`` may still stand in Redis (a
-        graceful restart, :mod:`agents.checkpoint`): the next publish writes, under the
-        same epoch, only the ``unpublished`` shards (changed since the mark's last shard
-        write) and deletes the published ones no longer held. If Redis holds another
-        epoch or publish by then, the write is refused and a full one follows."""
-        self.shards = shards
-        self.dirty = set(unpublished) | (set(mark.versions) - set(shards))
+        """Take these shards (a rebuild's, or saved ones: what :attr:`shards` held) in
+        place of the current ones; every shard is published again.
+
+        With the ``mark`` of a publish that may still stand in Redis (a graceful restart,
+        :mod:`agents.checkpoint`), the next publish writes, under that epoch, only the
+        ``unpublished`` shards (changed since the mark's last shard write) and deletes the
+        published ones no longer held; if Redis holds another epoch or publish by then,
+        the write is refused and a full one follows."""
+        if mark is None:
+            self.dirty.update(self.shards)
+            self.dirty.update(shards)
+        else:
+            self.dirty = set(unpublished) | (set(mark.versions) - set(shards))
+            self.published = mark
         self.changed = None
-        self.published = mark
+        self.shards = shards
 
     def take_dirty(self) -> set[str]:
         """The shards changed since the last call (and forget them)."""

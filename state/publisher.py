@@ -23,7 +23,7 @@ only the shards changed since (a live stream touches a few days, not the years o
 history) and are applied only if Redis still holds the writer's epoch at the writer's
 previous publish: after a flushed Redis, a Redis restored from an older dump or another
 owner's write the script answers "mismatch" and the publisher writes everything again. A
-graceful restart keeps the epoch (:meth:`state.aggregates.PartitionAggregates.resume`),
+graceful restart keeps the epoch (:meth:`state.aggregates.PartitionAggregates.load`),
 so its first publish is not a full one when Redis still holds the last one. Every write
 carries the consumer-group generation of its writer and is refused (atomically, in
 Redis) when the stored one is newer: a worker that lost a partition in a rebalance can

@@ -157,7 +157,7 @@ def test_resumed_aggregates_republish_only_what_changed_since_the_mark(tmp_path:
     saved = checkpoint.take(tmp_path, 0, b"1", "fp", "2017-03-01")
     assert saved is not None and saved.published is not None
     ps = PartitionState(Rules(), {})
-    ps.aggregates.resume(saved.shards, saved.published, saved.unpublished)
+    ps.aggregates.load(saved.shards, saved.published, saved.unpublished)
     assert ps.aggregates.shards == SHARDS and ps.aggregates.published == mark
     assert ps.aggregates.take_dirty() == {"2017-03-01", "2017-02-01"}
     assert ps.aggregates.take_changes() is None

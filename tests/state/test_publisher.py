@@ -167,7 +167,7 @@ async def test_a_resumed_partition_keeps_its_epoch_only_while_redis_holds_its_la
             await redis_client.hget(key, "versions"),
         )
         resumed = PartitionAggregates()  # the restarted worker's
-        resumed.resume({d: dict(s) for d, s in aggs.shards.items()}, aggs.published, aggs.dirty)
+        resumed.load({d: dict(s) for d, s in aggs.shards.items()}, aggs.published, aggs.dirty)
         unpublished = set(aggs.dirty)
         if case == "flushed":
             await redis_client.flushdb()
