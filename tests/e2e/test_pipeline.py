@@ -125,19 +125,34 @@ async def test_worker_restarts_mid_stream_keep_won_revenue_exact(
     pipeline.start_collector()
     events = historical_events(20000, seed=2)
     chunks = [events[i : i + 2000] for i in range(0, len(events), 2000)]
+
+    def published(name: str) -> int:
+        """``name`` summed over the partition stats the worker(s) last published."""
+        partitions = pipeline.api("/api/aggregates")["partitions"]
+        return sum(p["stats"][name] for p in partitions.values())
+
     for index, chunk in enumerate(chunks):
         await pipeline.produce(chunk)
+        # Each kill waits until the worker it kills has taken over: a worker killed while
+        # still importing has not claimed the checkpoint, and the next start would use it.
         if index == 3:
+            await await_until(lambda: published("applied") > 0, timeout=60, what="applied")
             await asyncio.sleep(1.0)
-            pipeline.kill_worker("1", signal.SIGTERM)
+            pipeline.kill_worker("1", signal.SIGTERM)  # saves the aggregates
             pipeline.start_worker("1")
         if index == 6:
+            await await_until(
+                lambda: published("checkpoint_loads") > 0, timeout=60, what="checkpoint used"
+            )
             await asyncio.sleep(1.0)
-            pipeline.kill_worker("1", signal.SIGKILL)
+            pipeline.kill_worker("1", signal.SIGKILL)  # saves nothing: the next start rebuilds
             pipeline.start_worker("1")
     await converge(pipeline, expected_won_by_rep(events), timeout=120)
-    stats = pipeline.api("/api/aggregates")["partitions"]
-    assert sum(p["stats"]["rebuilds"] for p in stats.values()) >= 1
+    await await_until(
+        lambda: published("rebuilds") >= 1 and published("checkpoint_loads") == 0,
+        timeout=30,
+        what="every partition rebuilt after the SIGKILL",
+    )
 
     # the worker loses its local state (RocksDB): it recovers from the changelog
     pipeline.kill_worker("1", signal.SIGKILL)
