@@ -97,7 +97,7 @@ def obvious_faust(
     client.delete(*keys)  # nothing stale from an earlier run with the same tag
     name = f"obvious-{tag}"
     started = time.time()
-    pid = _spawn(settings, name, "bench.baselines.obvious_faust", ["worker", "-l", "warn"], env)
+    pid = _spawn(settings, name, "bench.baselines.obvious_faust", ["worker", "-l", "info"], env)
     try:
         seen = follow(
             poll,

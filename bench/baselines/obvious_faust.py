@@ -10,7 +10,7 @@ aggregates and its progress (``count``, ``last_offset``) to Redis every 0.5 s, u
 
 Configured by environment (set by the harness): ``BENCH_BOOTSTRAP``, ``BENCH_TOPIC``,
 ``BENCH_APP_ID``, ``BENCH_PARTITIONS``, ``BENCH_DATADIR``, ``BENCH_REDIS_URL``,
-``BENCH_PREFIX``. Run: ``python -m bench.baselines.obvious_faust worker -l warn``.
+``BENCH_PREFIX``. Run: ``python -m bench.baselines.obvious_faust worker -l info``.
 """
 
 from __future__ import annotations

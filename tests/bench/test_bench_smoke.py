@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from salespulse.config import Settings
+from salespulse.stack.process import log_tail, logs_dir
 from tests.conftest import TEST_HOME
 
 pytest.importorskip("quixstreams", reason="the bench extra is not installed")
@@ -39,6 +40,12 @@ def bench_base(stack_settings: Settings) -> Settings:
     return settings
 
 
+def _logs(settings: Settings) -> str:
+    """The tails of the run's service logs (what a system that stalled last said)."""
+    logs = sorted(logs_dir(settings).glob("*.log"))
+    return "\n".join(f"== {path.name}\n{log_tail(path, 15)}" for path in logs)
+
+
 def test_harness_measures_every_system_and_they_agree_on_the_figures(
     bench_base: Settings, tmp_path: Path
 ) -> None:
@@ -64,7 +71,8 @@ def test_harness_measures_every_system_and_they_agree_on_the_figures(
         # 2000 events may all be done by a system's first publication: no sustained rate
         rate = through[name]["events_per_s"] or through[name]["events_per_s_incl_startup"]
         assert rate > 0, name
-    assert through["obvious_faust"]["complete"] and through["salespulse"]["complete"]
+    for name in ("obvious_faust", "salespulse"):
+        assert through[name]["complete"], (name, _logs(bench_base))
     checks = result["figures_check"]
     assert checks["independent"]["groups"] > 0
     for name in ("salespulse", "quix", "obvious_faust"):
