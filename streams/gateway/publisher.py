@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
@@ -88,14 +89,16 @@ class Publisher:
         if not records:
             return
         producer = await self._ensure()
+        futures: list[asyncio.Future[Any]] = []
         try:
             async with asyncio.timeout(self.timeout_s):
-                futures = [
-                    await producer.send(self.topic, value, key=key) for key, value in records
-                ]
+                for key, value in records:
+                    futures.append(await producer.send(self.topic, value, key=key))
                 await asyncio.gather(*futures)
         except (KafkaError, OSError, TimeoutError) as exc:
             log.warning("gateway: publish failed (%s); discarding the producer", type(exc).__name__)
+            for future in futures:  # the request failed as a whole: so did each delivery
+                future.add_done_callback(_retrieve)
             await self._discard(producer)
             raise Unavailable(
                 "kafka", f"Kafka did not acknowledge ({type(exc).__name__})"
@@ -114,7 +117,9 @@ class Publisher:
         ``stop()`` flushes first, which never ends while the broker is down. So the sender
         task is cancelled (nothing more goes out) and every queued batch is failed before
         ``stop()``; this reaches into aiokafka's ``_sender`` and ``_message_accumulator``
-        (checked against aiokafka 0.14; without them this falls back to a bounded stop).
+        (and a batch's ``_drain_waiter``, whose failure nobody awaits: asyncio would log it
+        as never retrieved; checked against aiokafka 0.14; without them this falls back to
+        a bounded stop).
         """
         sender = getattr(producer, "_sender", None)
         task = getattr(sender, "sender_task", None)
@@ -122,7 +127,13 @@ class Publisher:
             task.cancel()
         accumulator = getattr(producer, "_message_accumulator", None)
         if accumulator is not None and hasattr(accumulator, "fail_all"):
+            batches = [b for queue in getattr(accumulator, "_batches", {}).values() for b in queue]
+            batches += getattr(accumulator, "_pending_batches", ())
             accumulator.fail_all(KafkaConnectionError("producer discarded after a failure"))
+            for batch in batches:  # nobody drains them now: their failures are seen here
+                waiter = getattr(batch, "_drain_waiter", None)
+                if isinstance(waiter, asyncio.Future) and waiter.done():
+                    _retrieve(waiter)
         try:
             async with asyncio.timeout(5):
                 await producer.stop()
@@ -140,3 +151,9 @@ class Publisher:
                 await producer.stop()
         except (KafkaError, OSError, TimeoutError):
             await self._abandon(producer)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a failed delivery's exception as seen (asyncio logs unseen ones as errors)."""
+    if not future.cancelled():
+        future.exception()
