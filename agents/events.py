@@ -29,6 +29,7 @@ from agents.app import app, dead_letter_topic, events_topic, settings, snapshots
 from agents.link_buffer import LINK_INTERVAL_S, SEND_AT, LinkBuffer
 from agents.restore import restored
 from agents.store import PartitionStore
+from state.dirty import publish_marked
 from state.pacing import LastPublish, publish_due
 from state.partition_stats import PartitionStats
 from state.processor import PartitionState
@@ -435,18 +436,23 @@ async def publish_aggregates() -> None:
         return
     if _redis is None:
         _redis = publisher_client(settings.redis_url)
+    client = _redis
     batch = {p: (states[p].aggregates, stats[p]) for p in chosen}
     full = any(aggregates.published.full for aggregates, _ in batch.values())
     spent: list[float] = []
     written = False
     try:
-        stale = await publish_partitions(
-            _redis,
-            settings.redis_key_prefix,
-            f"worker-{worker_id}",
-            batch,
-            app.consumer_generation_id,
-            spent,
+        stale = await publish_marked(
+            dirty,
+            chosen,
+            lambda: publish_partitions(
+                client,
+                settings.redis_key_prefix,
+                f"worker-{worker_id}",
+                batch,
+                app.consumer_generation_id,
+                spent,
+            ),
         )
         written = True
     except (aioredis.RedisError, OSError) as exc:
@@ -456,6 +462,5 @@ async def publish_aggregates() -> None:
         _last_publish = LastPublish(now, sum(spent), caught_up, full and written)
     if stale:
         log.info("partitions %s have a newer owner; no longer publishing them", stale)
-    dirty.difference_update(chosen)
     if write_all:
         _last_write_all = now

@@ -13,6 +13,7 @@ MODULES = [
     "state.aggregates",
     "state.calendar",
     "state.money",
+    "state.dirty",
     "state.pacing",
     "state.processor",
     "state.readout",

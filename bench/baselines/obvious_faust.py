@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 
 from agents import seek_fix
 from bench.kpi_subset import Fx, add_components, contribution, deltas, merge_deal
+from state.dirty import publish_marked
 from streams.records import partition_for
 
 BOOTSTRAP = os.environ.get("BENCH_BOOTSTRAP", "127.0.0.1:29392")
@@ -107,21 +108,23 @@ async def publish() -> None:
         return
     if _redis is None:
         _redis = aioredis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:26679/0"))
-    chosen = set(dirty)
-    now = repr(time.time())
-    async with _redis.pipeline(transaction=False) as pipe:
-        for partition in chosen:
-            aggs = {f"{rep}|{month}": v for (rep, month), v in aggregates[partition].items()}
-            pipe.hset(
-                f"{PREFIX}:partition:{partition}",
-                mapping={
-                    "aggregates": orjson.dumps(aggs),
-                    "stats": orjson.dumps(stats[partition]),
-                    "published_at": now,
-                },
-            )
-        await pipe.execute()
-    dirty.difference_update(chosen)
+    client, chosen, now = _redis, set(dirty), repr(time.time())
+
+    async def write() -> None:
+        async with client.pipeline(transaction=False) as pipe:
+            for partition in chosen:
+                aggs = {f"{rep}|{month}": v for (rep, month), v in aggregates[partition].items()}
+                pipe.hset(
+                    f"{PREFIX}:partition:{partition}",
+                    mapping={
+                        "aggregates": orjson.dumps(aggs),
+                        "stats": orjson.dumps(stats[partition]),
+                        "published_at": now,
+                    },
+                )
+            await pipe.execute()
+
+    await publish_marked(dirty, chosen, write)  # events applied meanwhile stay marked
 
 
 if __name__ == "__main__":
