@@ -28,7 +28,7 @@ import orjson
 import redis
 from confluent_kafka import Producer
 
-from bench.measure import machine_busy_seconds
+from bench.measure import ProcessSampler, machine_busy_seconds
 from bench.produce import MAX_BATCH, producer
 from bench.records import batch_records, partition_for
 from bench.salespulse_run import read_stats
@@ -118,9 +118,19 @@ def warm_up(prod: Producer, settings: Settings, tag: str) -> float:
 
 
 def offered_load(
-    settings: Settings, tag: str, rate: int, duration: float, drain_timeout: float, seed: int
+    settings: Settings,
+    tag: str,
+    rate: int,
+    duration: float,
+    drain_timeout: float,
+    seed: int,
+    pids: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Offer ``rate`` events/s for ``duration`` s to a running worker and collector."""
+    """Offer ``rate`` events/s for ``duration`` s to a running worker and collector.
+
+    ``pids`` names processes (worker, collector, broker...) whose CPU use over the same
+    window is reported as cores (``cpu_cores``) and, for the worker, as CPU microseconds
+    per offered event."""
     total = int(rate * duration)
     work = Workload(WorkloadConfig(entities=max(1000, total // 2), events=total, seed=seed))
     events = [item for chunk in work.chunks() for item in chunk]
@@ -135,6 +145,8 @@ def offered_load(
             probes[k]["offset"] = msg.offset()
 
     sent = k = 0
+    samplers = {name: ProcessSampler(pid) for name, pid in (pids or {}).items()}
+    cpu_before = {name: sampler.cpu_seconds() for name, sampler in samplers.items()}
     busy = machine_busy_seconds()
     started = time.time()
     next_probe = started
@@ -171,9 +183,13 @@ def offered_load(
     summary["producer_warm_up_s"] = round(warm_up_s, 3)
     # every process's CPU while offering and draining (worker, broker, Redis, collector,
     # this harness): near 2.0 on two cores means the worker competed for a core
-    summary["machine_busy_cores"] = round(
-        (machine_busy_seconds() - busy) / (time.time() - started), 2
-    )
+    window = time.time() - started
+    summary["machine_busy_cores"] = round((machine_busy_seconds() - busy) / window, 2)
+    spent = {name: s.cpu_seconds() - cpu_before[name] for name, s in samplers.items()}
+    if spent:
+        summary["cpu_cores"] = {name: round(cpu / window, 2) for name, cpu in spent.items()}
+    if "worker" in spent:
+        summary["worker_cpu_us_per_event"] = round(spent["worker"] / total * 1e6, 1)
     return summary
 
 

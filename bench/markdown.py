@@ -225,9 +225,21 @@ def _latency(result: dict[str, Any]) -> list[str]:
                     bound + _n(x["max_s"], 3),
                     f"{run['probes'] - x['missing']}/{run['probes']}",
                     _n(run.get("machine_busy_cores"), 2),
+                    _n((run.get("cpu_cores") or {}).get("worker"), 2),
+                    _n(run.get("worker_cpu_us_per_event"), 1),
                 ]
             )
-    head = ["offered events/s", "seen when", "p50 s", "p99 s", "max s", "probes", "busy cores"]
+    head = [
+        "offered events/s",
+        "seen when",
+        "p50 s",
+        "p99 s",
+        "max s",
+        "probes",
+        "busy cores",
+        "worker cores",
+        "worker CPU µs/event",
+    ]
     return [
         "## Latency, produce to visible (SalesPulse, 1 worker)",
         "",
@@ -248,7 +260,39 @@ def _latency(result: dict[str, Any]) -> list[str]:
         + "."
         + _warm_up(result["latency"]),
         "",
+        *_latency_cpu(result["latency"]),
     ]
+
+
+def _latency_cpu(runs: list[dict[str, Any]]) -> list[str]:
+    """Each rate's CPU by process, and where the worker spent it (``--profile``)."""
+    lines = []
+    for run in runs:
+        cores = run.get("cpu_cores")
+        if not cores:
+            continue
+        by_process = ", ".join(f"{name} {_n(c, 2)}" for name, c in cores.items())
+        line = f"At {_n(run['offered_events_per_s'])} events/s, cores used: {by_process}."
+        profile = run.get("profile")
+        if profile and profile.get("samples"):
+            engine = profile["busy_inclusive"].get(ENGINE_FRAME)
+            top = ", ".join(f"`{k}` {v:.1%}" for k, v in list(profile["busy_self"].items())[:5])
+            line += (
+                f" Worker profile: {profile['samples']:,} samples, "
+                f"{profile['waiting_share']:.0%} waiting in the selector; the engine "
+                f"(`{ENGINE_FRAME}`) {_n(engine * 100 if engine else None, 1)} % of the busy "
+                f"ones; most self time: {top}."
+            )
+        lines += [line, ""]
+    if lines:
+        lines = [
+            "`worker cores`: the worker's CPU seconds per wall second over the run (from the "
+            "first offered event to the end of the wait); `worker CPU µs/event`: the same CPU "
+            "seconds per offered CRM event (link records and publishing included).",
+            "",
+            *lines,
+        ]
+    return lines
 
 
 def _warm_up(runs: list[dict[str, Any]]) -> str:

@@ -182,6 +182,14 @@ def follow(
     return seen
 
 
+def listening_pid(port: int) -> int | None:
+    """Pid of the local process listening on TCP ``port`` (None: none found)."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            return conn.pid
+    return None
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all processes of the machine have used (not idle, not waiting on I/O);
     its rate over a window is how many cores were busy, the measured process included."""

@@ -23,7 +23,7 @@ from bench import latency, peers
 from bench import salespulse_run as sp
 from bench.config import kill, run_settings
 from bench.kpi_subset import Oracle, compare, figures, totals
-from bench.measure import wait_until_quiet
+from bench.measure import listening_pid, wait_until_quiet
 from bench.produce import Target, Timings, delete_topics, produce_workload
 from bench.workload import NATURAL_EVENTS_PER_ENTITY, Workload, WorkloadConfig
 from salespulse import services
@@ -171,13 +171,24 @@ def latency_phase(base: Settings, plan: Plan, tag: str) -> list[dict[str, Any]]:
         # or compacting the main run's topics, say): that load is not this rate's.
         quiet = wait_until_quiet()
         log.info("latency at %d events/s: machine quiet after %s", rate, quiet)
+        profiler = _Profiler(plan.profile_dir, wid)
         try:
-            services.start_worker(s, wid)
+            pids = {"worker": services.start_worker(s, wid)}
             _await_first_publish(s, 180)
-            sp.start_collector(s)
+            pids["collector"] = sp.start_collector(s)
+            # whichever broker and Redis serve this run (the test stack's in the smoke test)
+            for name, port in (("kafka", s.kafka_port), ("redis", s.redis_port)):
+                if (pid := listening_pid(port)) is not None:
+                    pids[name] = pid
             drain = max(30.0, 2 * plan.latency_s)
-            out.append(latency.offered_load(s, tag, rate, plan.latency_s, drain, plan.seed + rate))
-            out[-1]["machine_quiet_before"] = quiet
+            profiler.start(pids["worker"])
+            run = latency.offered_load(
+                s, tag, rate, plan.latency_s, drain, plan.seed + rate, pids=pids
+            )
+            if profile := profiler.finish():
+                run["profile"] = profile
+            run["machine_quiet_before"] = quiet
+            out.append(run)
             log.info("latency at %d events/s: %s", rate, out[-1])
         finally:
             kill(s, "collector")

@@ -165,9 +165,11 @@ def collector_figures(settings: Settings, months: list[str]) -> dict[Group, dict
     return out
 
 
-def start_collector(settings: Settings) -> None:
-    services.start_collector(settings)
+def start_collector(settings: Settings) -> int:
+    """Start the collector and wait until it serves; its pid."""
+    pid = services.start_collector(settings)
     services.wait_collector(settings, timeout=60)
+    return pid
 
 
 def probe_events(tag: str, partitions: int, day: str = "2024-06-15") -> dict[int, dict]:

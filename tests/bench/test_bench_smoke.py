@@ -86,6 +86,10 @@ def test_harness_measures_every_system_and_they_agree_on_the_figures(
     assert run["visible_in_collector"]["missing"] == 0 and run["published"]["missing"] == 0
     assert 0 < run["machine_busy_cores"] <= (os.cpu_count() or 1)  # the worker at least
     assert run["machine_quiet_before"]["waited_s"] >= 3.0
+    # every named process was sampled; the worker applied the events, so it used CPU
+    assert set(run["cpu_cores"]) == {"worker", "collector", "kafka", "redis"}
+    assert run["cpu_cores"]["worker"] > 0 and run["worker_cpu_us_per_event"] > 0
+    assert "| worker cores | worker CPU µs/event |" in (tmp_path / "BENCHMARKS.md").read_text()
     assert result["scaling"][0]["entities"] > 900
     assert set(result["targets"]) == {
         "events_per_s_per_worker",

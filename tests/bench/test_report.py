@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("psutil", reason="the bench extra is not installed")
 
-from bench.markdown import ENGINE_FRAME, _targets, engine_bound
+from bench.markdown import ENGINE_FRAME, _latency_cpu, _targets, engine_bound
 from bench.report import scaling_loss
 
 
@@ -56,3 +56,26 @@ def test_the_engine_bound_is_the_speed_left_when_the_engines_share_costs_nothing
     assert "75.0% of the busy samples" in text
     assert "at most 4.0 times as fast, about 40,000 events/s" in text
     assert engine_bound({"busy_inclusive": {}}, 10_000.0) == ""
+
+
+def test_each_rates_cpu_is_listed_by_process_with_the_workers_profile() -> None:
+    profile = {
+        "samples": 3000,
+        "waiting_share": 0.1,
+        "busy_self": {"PartitionStore._raw (agents/store.py:76)": 0.08},
+        "busy_inclusive": {ENGINE_FRAME: 0.62},
+    }
+    runs = [
+        {"offered_events_per_s": 1000},  # an older result: no CPU figures, no line
+        {
+            "offered_events_per_s": 10000,
+            "cpu_cores": {"worker": 0.98, "kafka": 0.4},
+            "profile": profile,
+        },
+    ]
+    text = "\n".join(_latency_cpu(runs))
+    assert "At 1,000 events/s" not in text
+    assert "At 10,000 events/s, cores used: worker 0.98, kafka 0.40." in text
+    assert f"the engine (`{ENGINE_FRAME}`) 62.0 % of the busy ones" in text
+    assert "`PartitionStore._raw (agents/store.py:76)` 8.0%" in text
+    assert _latency_cpu([{"offered_events_per_s": 1000}]) == []
