@@ -25,6 +25,7 @@ from streams.gateway.errors import Unavailable
 log = logging.getLogger("salespulse.gateway")
 
 Record = tuple[bytes, bytes]  # (key, value)
+STOP_TIMEOUT_S = 5.0  # how long a discarded producer may take to stop
 
 
 def default_producer(bootstrap: str, timeout_s: float) -> AIOKafkaProducer:
@@ -134,11 +135,16 @@ class Publisher:
                 waiter = getattr(batch, "_drain_waiter", None)
                 if isinstance(waiter, asyncio.Future) and waiter.done():
                     _retrieve(waiter)
-        try:
-            async with asyncio.timeout(5):
-                await producer.stop()
-        except Exception as exc:  # a broken producer may fail to stop in many ways
-            log.debug("gateway: discarded producer stopped with %r", exc)
+        # stop() runs in its own task: it can end *cancelled* (its Sender.close() cancels
+        # the sender task again while that still awaits an in-flight produce request,
+        # then awaits it), and awaiting it directly would raise that CancelledError in
+        # the request handler, which aiohttp answers by dropping the connection.
+        stopping = asyncio.ensure_future(producer.stop())
+        stopping.add_done_callback(_log_stop)
+        await asyncio.wait({stopping}, timeout=STOP_TIMEOUT_S)
+        if not stopping.done():
+            stopping.cancel()
+            log.debug("gateway: discarded producer did not stop in %s s", STOP_TIMEOUT_S)
 
     async def close(self) -> None:
         """Flush (bounded by the timeout) and close the producer."""
@@ -157,3 +163,11 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
     """Mark a failed delivery's exception as seen (asyncio logs unseen ones as errors)."""
     if not future.cancelled():
         future.exception()
+
+
+def _log_stop(stopping: asyncio.Future[Any]) -> None:
+    """See how a discarded producer's stop ended (a broken one fails in many ways)."""
+    if stopping.cancelled():
+        log.debug("gateway: discarded producer's stop was cancelled")
+    elif (exc := stopping.exception()) is not None:
+        log.debug("gateway: discarded producer stopped with %r", exc)
