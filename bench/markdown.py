@@ -276,12 +276,12 @@ def _latency_cpu(runs: list[dict[str, Any]]) -> list[str]:
         profile = run.get("profile")
         if profile and profile.get("samples"):
             engine = profile["busy_inclusive"].get(ENGINE_FRAME)
+            share = f"{engine:.1%}" if engine is not None else "n/a"
             top = ", ".join(f"`{k}` {v:.1%}" for k, v in list(profile["busy_self"].items())[:5])
             line += (
                 f" Worker profile: {profile['samples']:,} samples, "
                 f"{profile['waiting_share']:.0%} waiting in the selector; the engine "
-                f"(`{ENGINE_FRAME}`) {_n(engine * 100 if engine else None, 1)} % of the busy "
-                f"ones; most self time: {top}."
+                f"(`{ENGINE_FRAME}`) {share} of the busy ones; most self time: {top}."
             )
         lines += [line, ""]
     if lines:

@@ -76,6 +76,6 @@ def test_each_rates_cpu_is_listed_by_process_with_the_workers_profile() -> None:
     text = "\n".join(_latency_cpu(runs))
     assert "At 1,000 events/s" not in text
     assert "At 10,000 events/s, cores used: worker 0.98, kafka 0.40." in text
-    assert f"the engine (`{ENGINE_FRAME}`) 62.0 % of the busy ones" in text
+    assert f"the engine (`{ENGINE_FRAME}`) 62.0% of the busy ones" in text
     assert "`PartitionStore._raw (agents/store.py:76)` 8.0%" in text
     assert _latency_cpu([{"offered_events_per_s": 1000}]) == []
